@@ -1,0 +1,17 @@
+//! fluxstat: samples the machine on a timer and serves the latest sample as JSON
+//! at `GET /metrics`. See ARCHITECTURE.md for the data flow and its invariants.
+//!
+//! The library exists so that the binary stays a thin `main` and the integration
+//! tests can run the real server in-process on an ephemeral port.
+
+pub mod log;
+
+pub mod config;
+pub mod glob;
+pub mod http;
+pub mod published;
+pub mod sample;
+pub mod server;
+pub mod snapshot;
+pub mod socket;
+pub mod wire;

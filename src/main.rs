@@ -1,0 +1,80 @@
+//! The `fluxstat` binary: parse the configuration, take the first sample, open
+//! the listeners, serve until SIGTERM or SIGINT. Maps every failure to an exit
+//! code: 2 for usage errors, 1 for runtime failures, each with one line on stderr.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_signal::{Signal, Signals};
+use futures_lite::StreamExt;
+
+use fluxstat::config::{self, Action, Config};
+use fluxstat::sample::{self, SamplerConfig};
+use fluxstat::server::{self, Settings, Stats};
+use fluxstat::{error, info, log, socket, warn};
+
+/// Responses in flight get this long after a signal; with the rest of the
+/// shutdown this keeps the exit well within the promised 2 s.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
+
+fn main() -> ExitCode {
+    match config::parse(std::env::args_os().skip(1), |k| std::env::var(k).ok()) {
+        Ok(Action::Help) => {
+            print!("{}", config::help());
+            ExitCode::SUCCESS
+        }
+        Ok(Action::Version) => {
+            println!("fluxstat {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Ok(Action::Run(config)) => match run(*config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                error!("{message}");
+                ExitCode::from(1)
+            }
+        },
+        Err(e) => {
+            eprintln!("fluxstat: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(config: Config) -> Result<(), String> {
+    log::set_level(config.log_level);
+    for var in config::unknown_env_vars(std::env::vars().map(|(k, _)| k)) {
+        warn!("ignoring {var}: no such option (see --help)");
+    }
+    // Registered first, so a signal during start-up is not lost.
+    let mut signals = Signals::new([Signal::Term, Signal::Int]).map_err(|e| format!("cannot handle signals: {e}"))?;
+
+    let latest = sample::start(SamplerConfig { interval: config.interval, disks: config.disks.clone() })
+        .map_err(|e| e.to_string())?;
+    let listeners = socket::bind_all(&config.listen)?;
+    for l in &listeners {
+        match l.local_addr() {
+            Ok(addr) => info!("listening on {addr}"),
+            Err(e) => warn!("listening on an address the kernel cannot name: {e}"),
+        }
+    }
+
+    let settings = Settings {
+        max_connections: config.max_connections,
+        request_timeout: config.request_timeout,
+        idle_timeout: config.idle_timeout,
+        interval: config.interval,
+        cors_origin: config.cors_origin,
+        shutdown_grace: SHUTDOWN_GRACE,
+    };
+    let shutdown = async move {
+        if let Some(Ok(signal)) = signals.next().await {
+            info!("received {signal:?}, shutting down");
+        }
+    };
+    server::run(listeners, latest, settings, Arc::new(Stats::default()), shutdown)
+        .map_err(|e| format!("server failed: {e}"))?;
+    info!("stopped");
+    Ok(())
+}

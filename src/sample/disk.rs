@@ -1,0 +1,304 @@
+//! Disks: which mounted filesystems are listed, and their df-style usage.
+//!
+//! `read` touches the OS (`/proc/self/mountinfo`, statvfs); everything else is a
+//! pure function over plain values and is tested with literal tables.
+//!
+//! Which mounts are listed (README, "Disk"):
+//! 1. A mount point mounted over is represented by its top (last) mount only.
+//! 2. Mounts whose filesystem type or mount point matches an exclusion pattern are
+//!    dropped. The defaults follow node_exporter: pseudo and virtual filesystems,
+//!    overlay/squashfs layers, and anything under /dev, /proc, /sys, the tmpfs
+//!    mounts under /run, and container storage.
+//! 3. A filesystem mounted several times (bind mounts, btrfs subvolumes of one
+//!    device number) is listed once: the mount of its root, else the shortest path.
+//! 4. Filesystems that report zero blocks (df hides them too) are dropped.
+//! 5. The rest is sorted by mount point, so `disk_N` is stable between samples.
+
+use crate::glob::GlobList;
+use crate::snapshot::{Disk, DiskUsage};
+
+/// Filesystem types excluded by default (node_exporter's list plus a few kin).
+pub const DEFAULT_EXCLUDE_FS: &str = "autofs,binfmt_misc,bpf,cgroup,cgroup2,configfs,debugfs,\
+devpts,devtmpfs,efivarfs,erofs,fuse.lxcfs,fuse.portal,fusectl,hugetlbfs,iso9660,mqueue,nsfs,\
+overlay,proc,procfs,pstore,ramfs,rpc_pipefs,securityfs,selinuxfs,squashfs,sysfs,tracefs";
+
+/// Mount points excluded by default: kernel and device trees, the tmpfs mounts
+/// systemd puts under /run (but not /run/media, where desktops mount USB disks),
+/// and container storage.
+pub const DEFAULT_EXCLUDE_MOUNT: &str = "/dev,/dev/*,/proc,/proc/*,/sys,/sys/*,/run,/run/lock,\
+/run/user/*,/run/credentials/*,/run/snapd/*,/run/netns/*,/run/docker/*,/var/lib/docker/*,\
+/var/lib/containers/storage/*,/var/lib/kubelet/*";
+
+/// Which mounts to leave out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskFilter {
+    pub exclude_fs: GlobList,
+    pub exclude_mount: GlobList,
+}
+
+impl Default for DiskFilter {
+    fn default() -> Self {
+        DiskFilter {
+            exclude_fs: GlobList::parse(DEFAULT_EXCLUDE_FS),
+            exclude_mount: GlobList::parse(DEFAULT_EXCLUDE_MOUNT),
+        }
+    }
+}
+
+impl DiskFilter {
+    fn keeps(&self, m: &Mount) -> bool {
+        !self.exclude_fs.matches(&m.fstype) && !self.exclude_mount.matches(&m.mount)
+    }
+}
+
+/// One line of /proc/self/mountinfo, the fields fluxstat uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// `major:minor` of the filesystem: equal for bind mounts of one filesystem.
+    pub dev: String,
+    /// The path inside the filesystem that is mounted (`/` unless a bind mount).
+    pub root: String,
+    pub mount: String,
+    pub fstype: String,
+    pub source: String,
+}
+
+/// The statvfs numbers usage is computed from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FsStats {
+    pub blocks: u64,
+    pub bfree: u64,
+    pub bavail: u64,
+    pub frsize: u64,
+}
+
+/// Reads the mount table and statvfs of every listed mount. `None` when the mount
+/// table itself cannot be read; a mount whose statvfs fails is skipped.
+pub fn read(filter: &DiskFilter) -> Option<Vec<Disk>> {
+    let table = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mounts = select(parse_mountinfo(&table), filter);
+    let disks = mounts
+        .into_iter()
+        .filter_map(|m| {
+            let st = rustix::fs::statvfs(m.mount.as_str()).ok()?;
+            let stats = FsStats { blocks: st.f_blocks, bfree: st.f_bfree, bavail: st.f_bavail, frsize: st.f_frsize };
+            if stats.blocks == 0 {
+                return None;
+            }
+            Some(Disk { name: m.source, mount: m.mount, filesystem: m.fstype, usage: usage(stats) })
+        })
+        .collect();
+    Some(disks)
+}
+
+/// df's definitions: total = f_blocks×f_frsize, free = f_bavail×f_frsize (what an
+/// unprivileged user can still write), used = (f_blocks − f_bfree)×f_frsize.
+/// Saturating, so a corrupt statvfs can never wrap into a huge number.
+pub fn usage(st: FsStats) -> DiskUsage {
+    DiskUsage {
+        total: st.blocks.saturating_mul(st.frsize),
+        free: st.bavail.saturating_mul(st.frsize),
+        used: st.blocks.saturating_sub(st.bfree).saturating_mul(st.frsize),
+    }
+}
+
+/// Parses /proc/self/mountinfo (proc(5)); malformed lines are skipped.
+pub fn parse_mountinfo(table: &str) -> Vec<Mount> {
+    table.lines().filter_map(parse_line).collect()
+}
+
+fn parse_line(line: &str) -> Option<Mount> {
+    // 36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
+    let (left, right) = line.split_once(" - ")?;
+    let mut l = left.split(' ');
+    let (_id, _parent) = (l.next()?, l.next()?);
+    let dev = l.next()?;
+    let root = l.next()?;
+    let mount = l.next()?;
+    let mut r = right.split(' ');
+    let fstype = r.next()?;
+    let source = r.next()?;
+    Some(Mount {
+        dev: dev.to_owned(),
+        root: unescape(root),
+        mount: unescape(mount),
+        fstype: unescape(fstype),
+        source: unescape(source),
+    })
+}
+
+/// Undoes the kernel's octal escapes (`\040` for space, `\011`, `\012`, `\134`).
+fn unescape(s: &str) -> String {
+    if !s.contains('\\') {
+        return s.to_owned();
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b.get(i + 1..i + 4).filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match octal {
+            Some(d) => {
+                let v = u32::from(d[0] - b'0') * 64 + u32::from(d[1] - b'0') * 8 + u32::from(d[2] - b'0');
+                out.push(u8::try_from(v).unwrap_or(b'?'));
+                i += 4;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Steps 1–3 and 5 of the module doc: which mounts are listed, in which order.
+pub fn select(mounts: Vec<Mount>, filter: &DiskFilter) -> Vec<Mount> {
+    // 1. Keep only the top mount of each mount point (later lines are on top).
+    let mut top: Vec<Mount> = Vec::with_capacity(mounts.len());
+    for m in mounts {
+        top.retain(|t| t.mount != m.mount);
+        top.push(m);
+    }
+    // 2. Filters.
+    top.retain(|m| filter.keeps(m));
+    // 3. One entry per filesystem: prefer the mount of its root, then the shortest path.
+    let mut chosen: Vec<Mount> = Vec::with_capacity(top.len());
+    for m in top {
+        match chosen.iter_mut().find(|c| c.dev == m.dev) {
+            Some(c) if rank(&m) < rank(c) => *c = m,
+            Some(_) => {}
+            None => chosen.push(m),
+        }
+    }
+    // 5. Stable order.
+    chosen.sort_by(|a, b| a.mount.cmp(&b.mount));
+    chosen
+}
+
+fn rank(m: &Mount) -> (bool, usize, &str) {
+    (m.root != "/", m.mount.len(), m.mount.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DESKTOP: &str = "\
+22 1 8:2 / / rw,relatime shared:1 - ext4 /dev/sda2 rw,errors=remount-ro
+23 22 0:21 / /proc rw,nosuid shared:12 - proc proc rw
+24 22 0:22 / /sys rw,nosuid shared:2 - sysfs sysfs rw
+25 22 0:5 / /dev rw,nosuid shared:8 - devtmpfs udev rw,size=8000k
+26 25 0:23 / /dev/pts rw,nosuid shared:9 - devpts devpts rw
+27 22 0:24 / /run rw,nosuid shared:10 - tmpfs tmpfs rw,size=1600k
+28 24 0:26 / /sys/fs/cgroup rw shared:4 - cgroup2 cgroup2 rw
+29 27 0:27 / /run/lock rw shared:11 - tmpfs tmpfs rw
+30 22 8:1 / /boot/efi rw,relatime shared:30 - vfat /dev/sda1 rw
+31 22 8:3 / /home rw,relatime shared:31 - ext4 /dev/sda3 rw
+32 22 0:40 / /tmp rw shared:32 - tmpfs tmpfs rw
+33 22 8:3 /alice/share /srv/share rw,relatime shared:31 - ext4 /dev/sda3 rw
+34 27 0:50 / /run/user/1000 rw shared:40 - tmpfs tmpfs rw
+35 27 8:17 / /run/media/alice/USB\\040STICK rw shared:41 - vfat /dev/sdb1 rw
+36 22 7:0 / /snap/core/1 ro shared:42 - squashfs /dev/loop0 ro
+37 22 0:60 / /var/lib/docker/overlay2/abc/merged rw - overlay overlay rw
+";
+
+    fn mounts_of(table: &str, filter: &DiskFilter) -> Vec<String> {
+        select(parse_mountinfo(table), filter).into_iter().map(|m| m.mount).collect()
+    }
+
+    #[test]
+    fn default_filter_keeps_real_filesystems_once_in_order() {
+        assert_eq!(
+            mounts_of(DESKTOP, &DiskFilter::default()),
+            ["/", "/boot/efi", "/home", "/run/media/alice/USB STICK", "/tmp"]
+        );
+    }
+
+    #[test]
+    fn filters_are_overridable() {
+        let none = DiskFilter { exclude_fs: GlobList::default(), exclude_mount: GlobList::default() };
+        let all = mounts_of(DESKTOP, &none);
+        assert!(all.contains(&"/proc".to_owned()) && all.contains(&"/run/lock".to_owned()));
+        // /srv/share is a bind mount of /home's filesystem: listed once, as /home.
+        assert!(!all.contains(&"/srv/share".to_owned()));
+        let only_ext4 = DiskFilter {
+            exclude_fs: GlobList::parse("tmpfs,vfat,proc,sysfs,devtmpfs,devpts,cgroup*,squashfs,overlay"),
+            exclude_mount: GlobList::default(),
+        };
+        assert_eq!(mounts_of(DESKTOP, &only_ext4), ["/", "/home"]);
+    }
+
+    #[test]
+    fn bind_mount_alone_is_listed_under_its_own_path() {
+        let table = "33 22 8:3 /alice/share /srv/share rw - ext4 /dev/sda3 rw\n";
+        assert_eq!(mounts_of(table, &DiskFilter::default()), ["/srv/share"]);
+    }
+
+    #[test]
+    fn overmounted_mount_point_shows_the_top_filesystem() {
+        let table = "\
+40 22 8:5 / /data rw - ext4 /dev/sdc1 rw
+41 22 8:6 / /data rw - xfs /dev/sdd1 rw
+";
+        let got = select(parse_mountinfo(table), &DiskFilter::default());
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].fstype.as_str(), got[0].source.as_str()), ("xfs", "/dev/sdd1"));
+    }
+
+    #[test]
+    fn malformed_lines_are_skipped() {
+        let table = "garbage\n\n1 2 3\n22 1 8:2 / / rw - ext4 /dev/sda2 rw\n";
+        assert_eq!(mounts_of(table, &DiskFilter::default()), ["/"]);
+    }
+
+    #[test]
+    fn unescape_table() {
+        let table: &[(&str, &str)] = &[
+            ("/plain", "/plain"),
+            ("/a\\040b", "/a b"),
+            ("/tab\\011x", "/tab\tx"),
+            ("/back\\134slash", "/back\\slash"),
+            ("/short\\04", "/short\\04"),
+            ("/not\\999", "/not\\999"),
+            ("\\", "\\"),
+        ];
+        for &(input, want) in table {
+            assert_eq!(unescape(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn usage_table() {
+        let table: &[(FsStats, DiskUsage, u64)] = &[
+            // ext4 with 5 % reserved: df shows 79 %, not 75 %.
+            (
+                FsStats { blocks: 1000, bfree: 250, bavail: 200, frsize: 4096 },
+                DiskUsage { total: 4_096_000, free: 819_200, used: 3_072_000 },
+                79,
+            ),
+            (
+                FsStats { blocks: 10, bfree: 10, bavail: 10, frsize: 1024 },
+                DiskUsage { total: 10_240, free: 10_240, used: 0 },
+                0,
+            ),
+            // Byte counts above 4 GiB must not wrap on 32-bit targets: 16 TiB.
+            (
+                FsStats { blocks: 1 << 32, bfree: 0, bavail: 0, frsize: 4096 },
+                DiskUsage { total: 1 << 44, free: 0, used: 1 << 44 },
+                100,
+            ),
+            // Corrupt figures saturate instead of wrapping.
+            (
+                FsStats { blocks: 5, bfree: 9, bavail: 9, frsize: u64::MAX },
+                DiskUsage { total: u64::MAX, free: u64::MAX, used: 0 },
+                0,
+            ),
+        ];
+        for (st, want, pct) in table {
+            let got = usage(*st);
+            assert_eq!(got, *want, "{st:?}");
+            assert_eq!(got.used_percent(), *pct, "{st:?}");
+        }
+    }
+}
