@@ -427,9 +427,13 @@ async fn connection(state: &State, stream: &Async<TcpStream>, ctl: &Ctl) -> Resu
     let mut pending_out: Vec<u8> = Vec::new();
     // `pending_in` may hold complete requests (processing stopped at OUT_FLUSH).
     let mut more = false;
+    // Until the first request is answered, waiting counts as waiting for a head
+    // (request timeout), not as keep-alive idling.
+    let mut answered = false;
     let mut reads = 0u32;
     loop {
-        let outcome = step(state, stream, &mut pending_in, &mut pending_out, &mut more).map_err(Stop::Io)?;
+        let outcome =
+            step(state, stream, &mut pending_in, &mut pending_out, &mut more, &mut answered).map_err(Stop::Io)?;
         if !pending_out.is_empty() {
             ctl.enter(Phase::Busy, &state.stats);
             killable(ctl, write_all(stream, &mut pending_out)).await?;
@@ -451,7 +455,8 @@ async fn connection(state: &State, stream: &Async<TcpStream>, ctl: &Ctl) -> Resu
                 if state.shutting_down.get() {
                     return Ok(Lingering::No);
                 }
-                ctl.enter(if pending_in.is_empty() { Phase::Idle } else { Phase::Head }, &state.stats);
+                let idle = answered && pending_in.is_empty();
+                ctl.enter(if idle { Phase::Idle } else { Phase::Head }, &state.stats);
                 killable(ctl, stream.readable()).await?;
                 reads = 0;
             }
@@ -481,6 +486,7 @@ fn step(
     pending_in: &mut Vec<u8>,
     pending_out: &mut Vec<u8>,
     more: &mut bool,
+    answered: &mut bool,
 ) -> io::Result<Outcome> {
     let mut scratch = state.scratch_in.borrow_mut();
     let held = pending_in.len();
@@ -510,6 +516,7 @@ fn step(
             Parse::Partial => break,
             Parse::Complete(req, len) => {
                 pos += len;
+                *answered = true;
                 let p = published.get_or_insert_with(|| state.latest.load());
                 if !state.respond(&req, p, &mut out).keeps_alive() {
                     outcome = Outcome::Close;

@@ -1,0 +1,273 @@
+//! Test support: run the real server in-process on an ephemeral port, spawn the
+//! real binary, and a small HTTP/1.1 client that writes raw bytes and parses
+//! responses with httparse.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use fluxstat::published::{Latest, Published};
+use fluxstat::sample::{self, SamplerConfig};
+use fluxstat::server::{self, Settings, Stats};
+use fluxstat::snapshot::{Cpu, Disk, DiskUsage, Memory, Snapshot};
+
+/// How long any single wait in a test may take before it counts as a hang.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+pub fn settings() -> Settings {
+    Settings {
+        max_connections: 128,
+        request_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(60),
+        interval: Duration::from_secs(1),
+        cors_origin: None,
+        shutdown_grace: Duration::from_millis(1500),
+    }
+}
+
+/// A fixed snapshot: the example of the original README, on Linux.
+pub fn fixed_snapshot() -> Snapshot {
+    Snapshot {
+        uptime: Some(947_578),
+        cpu: Some(Cpu { total_percent: 25.8, per_core_percent: vec![28.7, 29.2, 24.6, 28.6] }),
+        memory: Some(Memory { total: 17_119_047_680, free: 9_904_599_040, available: 9_904_594_944 }),
+        disks: Some(vec![Disk {
+            name: "/dev/sda1".into(),
+            mount: "/".into(),
+            filesystem: "ext4".into(),
+            usage: DiskUsage { total: 255_482_392_576, free: 62_549_286_912, used: 192_933_105_664 },
+        }]),
+        taken_at_us: 1_664_648_079_682_011,
+    }
+}
+
+/// A server running in this process on 127.0.0.1, stopped when dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub stats: Arc<Stats>,
+    pub latest: Arc<Latest>,
+    stop: Option<UnixStream>,
+    thread: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl TestServer {
+    /// Serves the fixed snapshot, freshly taken.
+    pub fn fixed(settings: Settings) -> TestServer {
+        let latest = Arc::new(Latest::new(Published::new(&fixed_snapshot(), 1, Instant::now())));
+        TestServer::with_latest(latest, settings)
+    }
+
+    /// Serves real samples of this machine.
+    pub fn sampling(settings: Settings) -> TestServer {
+        let config = SamplerConfig { interval: settings.interval, disks: Default::default() };
+        let latest = sample::start(config).expect("sampler starts");
+        TestServer::with_latest(latest, settings)
+    }
+
+    pub fn with_latest(latest: Arc<Latest>, settings: Settings) -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local addr");
+        let (stop, stop_rx) = UnixStream::pair().expect("socketpair");
+        let stats = Arc::new(Stats::default());
+        let (l, s) = (Arc::clone(&latest), Arc::clone(&stats));
+        let thread = std::thread::spawn(move || {
+            let stop_rx = async_io::Async::new(stop_rx).expect("async socketpair");
+            let shutdown = async move {
+                let _ = futures_lite::AsyncReadExt::read(&mut &stop_rx, &mut [0u8; 1]).await;
+            };
+            server::run(vec![listener], l, settings, s, shutdown)
+        });
+        TestServer { addr, stats, latest, stop: Some(stop), thread: Some(thread) }
+    }
+
+    pub fn connect(&self) -> Client {
+        Client::connect(self.addr)
+    }
+
+    /// Stops the server and returns how long `run` took to return.
+    pub fn stop(&mut self) -> Duration {
+        let started = Instant::now();
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            t.join().expect("server thread did not panic").expect("server ran");
+        }
+        started.elapsed()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            self.stop();
+        }
+    }
+}
+
+/// A parsed response.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.header(name).is_some()
+    }
+
+    pub fn text(&self) -> &str {
+        std::str::from_utf8(&self.body).expect("body is UTF-8")
+    }
+
+    pub fn json(&self) -> miniserde::json::Value {
+        miniserde::json::from_str(self.text()).unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// A raw HTTP/1.1 client over one TCP connection.
+pub struct Client {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(PATIENCE)).expect("read timeout");
+        stream.set_nodelay(true).expect("nodelay");
+        Client { stream, buf: Vec::new() }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) -> &mut Client {
+        self.stream.write_all(bytes).expect("send");
+        self
+    }
+
+    pub fn get(&mut self, path: &str) -> Response {
+        self.send(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+        self.response()
+    }
+
+    /// Reads one response to a request that was not HEAD.
+    pub fn response(&mut self) -> Response {
+        self.read_response(false)
+    }
+
+    pub fn read_response(&mut self, head_request: bool) -> Response {
+        self.try_response(head_request).expect("a complete response")
+    }
+
+    /// Reads one response; `None` if the connection closed before one began.
+    pub fn try_response(&mut self, head_request: bool) -> Option<Response> {
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; 64];
+            let mut parsed = httparse::Response::new(&mut headers);
+            match parsed.parse(&self.buf).expect("response head parses") {
+                httparse::Status::Complete(len) => {
+                    let status = parsed.code.expect("status code");
+                    let headers: Vec<(String, String)> = parsed
+                        .headers
+                        .iter()
+                        .map(|h| (h.name.to_owned(), String::from_utf8_lossy(h.value).into_owned()))
+                        .collect();
+                    let content_length = headers
+                        .iter()
+                        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+                        .map(|(_, v)| v.parse::<usize>().expect("numeric Content-Length"));
+                    let body_len = if head_request || status == 204 || status == 304 {
+                        0
+                    } else {
+                        content_length.expect("Content-Length on a response with a body")
+                    };
+                    while self.buf.len() < len + body_len {
+                        assert!(self.fill() > 0, "connection closed mid-body");
+                    }
+                    let body = self.buf[len..len + body_len].to_vec();
+                    self.buf.drain(..len + body_len);
+                    return Some(Response { status, headers, body });
+                }
+                httparse::Status::Partial => {
+                    if self.fill() == 0 {
+                        assert!(
+                            self.buf.is_empty(),
+                            "connection closed mid-head: {:?}",
+                            String::from_utf8_lossy(&self.buf)
+                        );
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    fn fill(&mut self) -> usize {
+        let mut chunk = [0u8; 16 * 1024];
+        match self.stream.read(&mut chunk) {
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                n
+            }
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => 0,
+            Err(e) => panic!("read failed (a hang shows as a timeout): {e}"),
+        }
+    }
+
+    /// Asserts that the server closes the connection with no further bytes.
+    pub fn expect_closed(&mut self) {
+        assert_eq!(self.fill(), 0, "expected the server to close, got {:?}", String::from_utf8_lossy(&self.buf));
+        assert!(self.buf.is_empty(), "unexpected bytes: {:?}", String::from_utf8_lossy(&self.buf));
+    }
+}
+
+/// Polls `cond` until it holds or `PATIENCE` runs out.
+pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Looks up a path of object keys in a JSON value.
+pub fn at<'v>(v: &'v miniserde::json::Value, path: &[&str]) -> &'v miniserde::json::Value {
+    let mut cur = v;
+    for key in path {
+        match cur {
+            miniserde::json::Value::Object(o) => {
+                cur = o.get(*key).unwrap_or_else(|| panic!("missing key {key} in path {path:?}"));
+            }
+            _ => panic!("not an object at {key} in path {path:?}"),
+        }
+    }
+    cur
+}
+
+pub fn as_u64(v: &miniserde::json::Value) -> u64 {
+    match v {
+        miniserde::json::Value::Number(miniserde::json::Number::U64(n)) => *n,
+        other => panic!("not an unsigned integer: {other:?}"),
+    }
+}
+
+pub fn as_f64(v: &miniserde::json::Value) -> f64 {
+    match v {
+        miniserde::json::Value::Number(miniserde::json::Number::F64(n)) => *n,
+        miniserde::json::Value::Number(miniserde::json::Number::U64(n)) => *n as f64,
+        other => panic!("not a number: {other:?}"),
+    }
+}
+
+pub fn as_str(v: &miniserde::json::Value) -> &str {
+    match v {
+        miniserde::json::Value::String(s) => s,
+        other => panic!("not a string: {other:?}"),
+    }
+}
