@@ -6,11 +6,13 @@
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::glob::GlobList;
 use crate::log::Level;
 use crate::sample::disk::{DiskFilter, DEFAULT_EXCLUDE_FS, DEFAULT_EXCLUDE_MOUNT};
+use crate::sample::network::{NetFilter, DEFAULT_EXCLUDE as DEFAULT_NET_EXCLUDE};
 
 /// The port of the original tool, kept so existing pollers need no change.
 pub const DEFAULT_PORT: u16 = 8001;
@@ -36,6 +38,9 @@ pub struct Config {
     pub request_timeout: Duration,
     pub idle_timeout: Duration,
     pub disks: DiskFilter,
+    pub network: NetFilter,
+    pub procfs: PathBuf,
+    pub sysfs: PathBuf,
     pub log_level: Level,
 }
 
@@ -98,6 +103,25 @@ const OPTIONS: &[Opt] = &[
         default: DEFAULT_EXCLUDE_MOUNT,
         help: "Mount points not listed as disks, comma-separated (* and ? wildcards); empty lists all.",
     },
+    Opt {
+        name: "net-include",
+        value: "GLOBS",
+        default: "",
+        help: "Only these network interfaces, comma-separated (* and ? wildcards); empty means all.",
+    },
+    Opt {
+        name: "net-exclude",
+        value: "GLOBS",
+        default: DEFAULT_NET_EXCLUDE,
+        help: "Network interfaces left out, comma-separated (* and ? wildcards); empty lists all.",
+    },
+    Opt {
+        name: "procfs",
+        value: "PATH",
+        default: "/proc",
+        help: "Where procfs is mounted, e.g. the host's /proc inside a container.",
+    },
+    Opt { name: "sysfs", value: "PATH", default: "/sys", help: "Where sysfs is mounted." },
     Opt { name: "log-level", value: "LEVEL", default: "info", help: "error, warn, info or debug." },
 ];
 
@@ -215,6 +239,18 @@ pub fn parse(
         exclude_mount: GlobList::parse(&value("disk-exclude-mount").0),
     };
 
+    let network = NetFilter {
+        include: GlobList::parse(&value("net-include").0),
+        exclude: GlobList::parse(&value("net-exclude").0),
+    };
+    let dir = |name: &'static str| -> Result<PathBuf, ConfigError> {
+        let (v, src) = value(name);
+        let path = PathBuf::from(&v);
+        if path.is_dir() { Ok(path) } else { Err(ConfigError(format!("{src}: '{v}' is not a directory"))) }
+    };
+    let procfs = dir("procfs")?;
+    let sysfs = dir("sysfs")?;
+
     let (v, src) = value("log-level");
     let log_level =
         Level::parse(&v).ok_or_else(|| ConfigError(format!("{src}: '{v}' is not one of error, warn, info, debug")))?;
@@ -227,6 +263,9 @@ pub fn parse(
         request_timeout,
         idle_timeout,
         disks,
+        network,
+        procfs,
+        sysfs,
         log_level,
     })))
 }
@@ -311,6 +350,8 @@ mod tests {
         assert_eq!(c.cors_origin, None);
         assert_eq!(c.log_level, Level::Info);
         assert_eq!(c.disks, DiskFilter::default());
+        assert_eq!(c.network, NetFilter::default());
+        assert_eq!((c.procfs.to_str(), c.sysfs.to_str()), (Some("/proc"), Some("/sys")));
     }
 
     #[test]
@@ -352,6 +393,8 @@ mod tests {
             (&["--cors-origin", "http://a/path"], &[], "is not * or an origin"),
             (&["--request-timeout", "1ms"], &[], "shorter than 10ms"),
             (&["--log-level", "loud"], &[], "'loud' is not one of"),
+            (&["--procfs", "/nonexistent/proc"], &[], "--procfs: '/nonexistent/proc' is not a directory"),
+            (&[], &[("FLUXSTAT_SYSFS", "/nonexistent")], "FLUXSTAT_SYSFS: '/nonexistent' is not a directory"),
         ];
         for (args, env, want) in table {
             match run(args, env) {

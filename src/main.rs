@@ -10,7 +10,7 @@ use async_signal::{Signal, Signals};
 use futures_lite::StreamExt;
 
 use fluxstat::config::{self, Action, Config};
-use fluxstat::sample::{self, SamplerConfig};
+use fluxstat::sample::{self, Roots, SamplerConfig};
 use fluxstat::server::{self, Settings, Stats};
 use fluxstat::{error, info, log, socket, warn};
 
@@ -50,8 +50,15 @@ fn run(config: Config) -> Result<(), String> {
     // Registered first, so a signal during start-up is not lost.
     let mut signals = Signals::new([Signal::Term, Signal::Int]).map_err(|e| format!("cannot handle signals: {e}"))?;
 
-    let latest = sample::start(SamplerConfig { interval: config.interval, disks: config.disks.clone() })
-        .map_err(|e| e.to_string())?;
+    let stats = Arc::new(Stats::default());
+    let sampler = SamplerConfig {
+        interval: config.interval,
+        disks: config.disks.clone(),
+        network: config.network.clone(),
+        roots: Roots { procfs: config.procfs.clone(), sysfs: config.sysfs.clone(), ..Roots::default() },
+        stats: Arc::clone(&stats),
+    };
+    let latest = sample::start(sampler).map_err(|e| e.to_string())?;
     let listeners = socket::bind_all(&config.listen)?;
     for l in &listeners {
         match l.local_addr() {
@@ -73,7 +80,7 @@ fn run(config: Config) -> Result<(), String> {
             info!("received {signal:?}, shutting down");
         }
     };
-    server::run(listeners, latest, settings, Arc::new(Stats::default()), shutdown)
+    server::run(listeners, latest, settings, stats, shutdown)
         .map_err(|e| format!("server failed: {e}"))?;
     info!("stopped");
     Ok(())

@@ -28,11 +28,12 @@ pub struct Published {
 impl Published {
     pub fn new(snapshot: &Snapshot, seq: u64, taken: Instant) -> Published {
         let etag = format!("\"{:x}-{seq:x}\"", snapshot.taken_at_us);
+        let (at, unavailable) = (snapshot.taken_at_us, snapshot.unavailable());
         Published {
             metrics: Entity::json(wire::encode(snapshot), Some(&etag)),
             taken,
-            health_ok: Entity::json(wire::health_body(200, "OK", snapshot.taken_at_us), None),
-            health_stale: Entity::json(wire::health_body(503, "Last sample is stale", snapshot.taken_at_us), None),
+            health_ok: Entity::json(wire::health_body(200, "OK", at, &unavailable), None),
+            health_stale: Entity::json(wire::health_body(503, "Last sample is stale", at, &unavailable), None),
         }
     }
 }

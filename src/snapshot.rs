@@ -11,9 +11,126 @@ pub struct Snapshot {
     pub uptime: Option<u64>,
     pub cpu: Option<Cpu>,
     pub memory: Option<Memory>,
+    pub swap: Option<Swap>,
+    pub load: Option<Load>,
     pub disks: Option<Vec<Disk>>,
+    /// Interfaces sorted by name.
+    pub network: Option<Vec<Interface>>,
+    /// Sensors sorted by name.
+    pub temperatures: Option<Vec<Sensor>>,
+    pub host: Option<Host>,
+    /// Number of processes (numeric entries of /proc).
+    pub processes: Option<u64>,
+    /// fluxstat's own figures.
+    pub own: Own,
     /// When the sample was taken: microseconds since the Unix epoch, UTC.
     pub taken_at_us: i64,
+}
+
+impl Snapshot {
+    /// The families that could not be read, by their key in the document.
+    pub fn unavailable(&self) -> Vec<&'static str> {
+        let families = [
+            ("uptime", self.uptime.is_none()),
+            ("cpu", self.cpu.is_none()),
+            ("memory", self.memory.is_none()),
+            ("swap", self.swap.is_none()),
+            ("load", self.load.is_none()),
+            ("disk", self.disks.is_none()),
+            ("network", self.network.is_none()),
+            ("temperature", self.temperatures.is_none()),
+            ("host", self.host.is_none()),
+            ("processes", self.processes.is_none()),
+        ];
+        families.into_iter().filter(|(_, missing)| *missing).map(|(name, _)| name).collect()
+    }
+}
+
+/// Swap space in bytes, from /proc/meminfo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Swap {
+    /// SwapTotal.
+    pub total: u64,
+    /// SwapFree.
+    pub free: u64,
+}
+
+impl Swap {
+    pub fn used(&self) -> u64 {
+        self.total.saturating_sub(self.free)
+    }
+
+    /// round(used / total × 100); 0 without swap.
+    pub fn used_percent(&self) -> u64 {
+        percent(self.used(), self.total)
+    }
+}
+
+/// Load averages over 1, 5 and 15 minutes, two decimals.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Load {
+    pub one: f64,
+    pub five: f64,
+    pub fifteen: f64,
+}
+
+/// Cumulative counters of one network interface and the byte rates over the last
+/// sample interval. A rate is `None` when it cannot be known: the first sample of an
+/// interface, or a counter that went backwards (interface recreated).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interface {
+    pub name: String,
+    pub rx: Counters,
+    pub tx: Counters,
+    pub rx_bytes_per_second: Option<u64>,
+    pub tx_bytes_per_second: Option<u64>,
+}
+
+/// One direction of an interface's /proc/net/dev counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub bytes: u64,
+    pub packets: u64,
+    pub errors: u64,
+    pub drops: u64,
+}
+
+/// One temperature sensor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sensor {
+    /// Stable name: the thermal zone's type (`cpu_thermal`), or the hwmon chip and
+    /// the input's label (`coretemp_package_id_0`).
+    pub name: String,
+    /// °C, one decimal.
+    pub celsius: f64,
+}
+
+/// What the machine is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Host {
+    pub hostname: Option<String>,
+    /// PRETTY_NAME of /etc/os-release, or OpenWrt's DISTRIB_DESCRIPTION.
+    pub os: Option<String>,
+    /// Kernel release, e.g. `6.6.31+rpt-rpi-v8`.
+    pub kernel: Option<String>,
+    /// Machine hardware name as uname(2) gives it, e.g. `aarch64`, `armv7l`.
+    pub arch: Option<String>,
+    /// Board model where the board says it, e.g. `Raspberry Pi 4 Model B Rev 1.4`.
+    pub model: Option<String>,
+}
+
+/// fluxstat's own figures.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Own {
+    pub interval_ms: u64,
+    /// How long reading this sample took, µs (serialisation not included).
+    pub sample_duration_us: u64,
+    /// Resident memory of the fluxstat process, bytes.
+    pub rss_bytes: Option<u64>,
+    /// CPU time (user + system) used by fluxstat since it started, ms.
+    pub cpu_time_ms: Option<u64>,
+    pub connections_open: u64,
+    pub requests_served: u64,
 }
 
 /// CPU usage over the last sample window.
@@ -26,7 +143,7 @@ pub struct Cpu {
 }
 
 /// Memory figures in bytes, from /proc/meminfo.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Memory {
     /// MemTotal.
     pub total: u64,
@@ -57,7 +174,27 @@ pub struct Disk {
     pub mount: String,
     /// The filesystem type, e.g. `ext4`.
     pub filesystem: String,
-    pub usage: DiskUsage,
+    /// `None` while the filesystem does not answer statvfs (a dead NFS server).
+    pub usage: Option<DiskUsage>,
+    /// Mounted read-only (statvfs ST_RDONLY).
+    pub read_only: Option<bool>,
+    /// `None` where the filesystem has no inode figures (vfat, btrfs report 0).
+    pub inodes: Option<Inodes>,
+}
+
+/// Inode figures, as `df -i` shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inodes {
+    /// f_files.
+    pub total: u64,
+    /// f_ffree.
+    pub free: u64,
+}
+
+impl Inodes {
+    pub fn used(&self) -> u64 {
+        self.total.saturating_sub(self.free)
+    }
 }
 
 /// Disk usage in bytes, defined as `df` defines it (see README, "Disk").

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use miniserde::ser::{Fragment, Map};
 use miniserde::{json, Serialize};
 
-use crate::snapshot::{Cpu, Disk, Memory, Snapshot};
+use crate::snapshot::{Counters, Cpu, Disk, Host, Interface, Load, Memory, Own, Sensor, Snapshot, Swap};
 
 /// Serialises a snapshot into the `/metrics` document.
 pub fn encode(snapshot: &Snapshot) -> Vec<u8> {
@@ -23,7 +23,14 @@ pub fn encode(snapshot: &Snapshot) -> Vec<u8> {
                 disks_total: disks.len() as u64,
                 disks: Indexed { prefix: "disk_", items: disks.iter().map(DiskEntry::from).collect() },
             }),
+            swap: snapshot.swap.as_ref().map(SwapJson::from),
+            load: snapshot.load.as_ref().map(LoadJson::from),
+            network: snapshot.network.as_deref().map(|ifs| Named(ifs.iter().map(interface).collect())),
+            temperature: snapshot.temperatures.as_deref().map(|ts| Named(ts.iter().map(temperature).collect())),
+            host: snapshot.host.as_ref().map(HostJson::from),
+            processes: snapshot.processes.map(|n| ProcessesJson { processes_total: n }),
         },
+        fluxstat: FluxstatJson::from(&snapshot.own),
         updated_at: rfc3339_micros(snapshot.taken_at_us),
     };
     json::to_string(&doc).into_bytes()
@@ -36,10 +43,15 @@ pub fn error_body(status: u16, message: &str) -> Vec<u8> {
     json::to_string(&body).into_bytes()
 }
 
-/// The body of `/health`: the same shape as errors, plus when the last sample was taken.
-pub fn health_body(status: u16, message: &str, taken_at_us: i64) -> Vec<u8> {
-    let body =
-        HealthJson { status: status.into(), message: message.to_owned(), updated_at: rfc3339_micros(taken_at_us) };
+/// The body of `/health`: the same shape as errors, plus when the last sample was
+/// taken and which families of it could not be read.
+pub fn health_body(status: u16, message: &str, taken_at_us: i64, unavailable: &[&str]) -> Vec<u8> {
+    let body = HealthJson {
+        status: status.into(),
+        message: message.to_owned(),
+        updated_at: rfc3339_micros(taken_at_us),
+        unavailable: unavailable.iter().map(|s| (*s).to_owned()).collect(),
+    };
     json::to_string(&body).into_bytes()
 }
 
@@ -65,15 +77,23 @@ pub fn rfc3339_micros(unix_us: i64) -> String {
 #[derive(Serialize)]
 struct Document {
     system: System,
+    fluxstat: FluxstatJson,
     updated_at: String,
 }
 
+/// The original tool's four keys first, then the sections added beside them.
 #[derive(Serialize)]
 struct System {
     uptime: Option<u64>,
     cpu: Option<CpuJson>,
     memory: Option<MemoryJson>,
     disk: Option<DiskJson>,
+    swap: Option<SwapJson>,
+    load: Option<LoadJson>,
+    network: Option<Named<InterfaceJson>>,
+    temperature: Option<Named<f64>>,
+    host: Option<HostJson>,
+    processes: Option<ProcessesJson>,
 }
 
 #[derive(Serialize)]
@@ -102,6 +122,7 @@ struct MemoryJson {
     memory_used: u64,
     memory_total: u64,
     memory_used_percentage: u64,
+    memory_available: u64,
 }
 
 impl From<&Memory> for MemoryJson {
@@ -111,6 +132,120 @@ impl From<&Memory> for MemoryJson {
             memory_used: m.used(),
             memory_total: m.total,
             memory_used_percentage: m.used_percent(),
+            memory_available: m.available,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct SwapJson {
+    swap_total: u64,
+    swap_used: u64,
+    swap_free: u64,
+    swap_used_percentage: u64,
+}
+
+impl From<&Swap> for SwapJson {
+    fn from(s: &Swap) -> Self {
+        SwapJson { swap_total: s.total, swap_used: s.used(), swap_free: s.free, swap_used_percentage: s.used_percent() }
+    }
+}
+
+#[derive(Serialize)]
+struct LoadJson {
+    load_1: f64,
+    load_5: f64,
+    load_15: f64,
+}
+
+impl From<&Load> for LoadJson {
+    fn from(l: &Load) -> Self {
+        LoadJson { load_1: finite(l.one), load_5: finite(l.five), load_15: finite(l.fifteen) }
+    }
+}
+
+#[derive(Serialize)]
+struct InterfaceJson {
+    rx_bytes: u64,
+    rx_packets: u64,
+    rx_errors: u64,
+    rx_drops: u64,
+    tx_bytes: u64,
+    tx_packets: u64,
+    tx_errors: u64,
+    tx_drops: u64,
+    rx_bytes_per_second: Option<u64>,
+    tx_bytes_per_second: Option<u64>,
+}
+
+fn interface(i: &Interface) -> (String, InterfaceJson) {
+    let (rx, tx): (&Counters, &Counters) = (&i.rx, &i.tx);
+    let json = InterfaceJson {
+        rx_bytes: rx.bytes,
+        rx_packets: rx.packets,
+        rx_errors: rx.errors,
+        rx_drops: rx.drops,
+        tx_bytes: tx.bytes,
+        tx_packets: tx.packets,
+        tx_errors: tx.errors,
+        tx_drops: tx.drops,
+        rx_bytes_per_second: i.rx_bytes_per_second,
+        tx_bytes_per_second: i.tx_bytes_per_second,
+    };
+    (i.name.clone(), json)
+}
+
+fn temperature(s: &Sensor) -> (String, f64) {
+    (s.name.clone(), finite(s.celsius))
+}
+
+#[derive(Serialize)]
+struct HostJson {
+    hostname: Option<String>,
+    os: Option<String>,
+    kernel: Option<String>,
+    arch: Option<String>,
+    model: Option<String>,
+}
+
+impl From<&Host> for HostJson {
+    fn from(h: &Host) -> Self {
+        HostJson {
+            hostname: h.hostname.clone(),
+            os: h.os.clone(),
+            kernel: h.kernel.clone(),
+            arch: h.arch.clone(),
+            model: h.model.clone(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ProcessesJson {
+    processes_total: u64,
+}
+
+#[derive(Serialize)]
+struct FluxstatJson {
+    version: String,
+    interval_ms: u64,
+    sample_duration_us: u64,
+    rss_bytes: Option<u64>,
+    cpu_time_ms: Option<u64>,
+    connections_open: u64,
+    requests_served: u64,
+}
+
+impl From<&Own> for FluxstatJson {
+    fn from(o: &Own) -> Self {
+        FluxstatJson {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            interval_ms: o.interval_ms,
+            sample_duration_us: o.sample_duration_us,
+            rss_bytes: o.rss_bytes,
+            cpu_time_ms: o.cpu_time_ms,
+            connections_open: o.connections_open,
+            requests_served: o.requests_served,
         }
     }
 }
@@ -126,7 +261,17 @@ struct DiskEntry {
     name: String,
     mount: String,
     filesystem: String,
-    usage: UsageJson,
+    /// `null` while the filesystem does not answer.
+    usage: Option<UsageJson>,
+    read_only: Option<bool>,
+    inodes: Option<InodesJson>,
+}
+
+#[derive(Serialize)]
+struct InodesJson {
+    total: u64,
+    used: u64,
+    free: u64,
 }
 
 #[derive(Serialize)]
@@ -143,12 +288,14 @@ impl From<&Disk> for DiskEntry {
             name: d.name.clone(),
             mount: d.mount.clone(),
             filesystem: d.filesystem.clone(),
-            usage: UsageJson {
-                total: d.usage.total,
-                free: d.usage.free,
-                used: d.usage.used,
-                used_percentage: d.usage.used_percent(),
-            },
+            usage: d.usage.map(|u| UsageJson {
+                total: u.total,
+                free: u.free,
+                used: u.used,
+                used_percentage: u.used_percent(),
+            }),
+            read_only: d.read_only,
+            inodes: d.inodes.map(|i| InodesJson { total: i.total, used: i.used(), free: i.free }),
         }
     }
 }
@@ -164,6 +311,7 @@ struct HealthJson {
     status: u64,
     message: String,
     updated_at: String,
+    unavailable: Vec<String>,
 }
 
 /// A JSON object whose keys are `<prefix>0`, `<prefix>1`, … in numeric order
@@ -190,6 +338,26 @@ impl<T: Serialize> Map for IndexedIter<'_, T> {
         let key = format!("{}{}", self.map.prefix, self.next);
         self.next += 1;
         Some((Cow::Owned(key), item as &dyn Serialize))
+    }
+}
+
+/// A JSON object keyed by names (interfaces, sensors), in the given order.
+struct Named<T>(Vec<(String, T)>);
+
+impl<T: Serialize> Serialize for Named<T> {
+    fn begin(&self) -> Fragment<'_> {
+        Fragment::Map(Box::new(NamedIter { items: self.0.iter() }))
+    }
+}
+
+struct NamedIter<'a, T> {
+    items: std::slice::Iter<'a, (String, T)>,
+}
+
+impl<T: Serialize> Map for NamedIter<'_, T> {
+    fn next(&mut self) -> Option<(Cow<'_, str>, &dyn Serialize)> {
+        let (k, v) = self.items.next()?;
+        Some((Cow::Borrowed(k.as_str()), v as &dyn Serialize))
     }
 }
 

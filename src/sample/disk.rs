@@ -11,11 +11,18 @@
 //!    mounts under /run, and container storage.
 //! 3. A filesystem mounted several times (bind mounts, btrfs subvolumes of one
 //!    device number) is listed once: the mount of its root, else the shortest path.
-//! 4. Filesystems that report zero blocks (df hides them too) are dropped.
+//! 4. Filesystems that report zero blocks (df hides them too) are dropped, and so
+//!    are mounts whose statvfs fails (permission denied, stale).
 //! 5. The rest is sorted by mount point, so `disk_N` is stable between samples.
 
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
 use crate::glob::GlobList;
-use crate::snapshot::{Disk, DiskUsage};
+use crate::snapshot::{Disk, DiskUsage, Inodes};
 
 /// Filesystem types excluded by default (node_exporter's list plus a few kin).
 pub const DEFAULT_EXCLUDE_FS: &str = "autofs,binfmt_misc,bpf,cgroup,cgroup2,configfs,debugfs,\
@@ -72,23 +79,159 @@ pub struct FsStats {
     pub frsize: u64,
 }
 
-/// Reads the mount table and statvfs of every listed mount. `None` when the mount
-/// table itself cannot be read; a mount whose statvfs fails is skipped.
-pub fn read(filter: &DiskFilter) -> Option<Vec<Disk>> {
-    let table = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let mounts = select(parse_mountinfo(&table), filter);
-    let disks = mounts
-        .into_iter()
-        .filter_map(|m| {
-            let st = rustix::fs::statvfs(m.mount.as_str()).ok()?;
-            let stats = FsStats { blocks: st.f_blocks, bfree: st.f_bfree, bavail: st.f_bavail, frsize: st.f_frsize };
-            if stats.blocks == 0 {
-                return None;
+/// What statvfs says of one mount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FsInfo {
+    pub stats: FsStats,
+    pub files: u64,
+    pub ffree: u64,
+    pub read_only: bool,
+}
+
+/// The statvfs call; replaceable so tests can simulate a filesystem that hangs.
+pub type StatFn = fn(&str) -> io::Result<FsInfo>;
+
+pub fn statvfs(path: &str) -> io::Result<FsInfo> {
+    let st = rustix::fs::statvfs(path)?;
+    Ok(FsInfo {
+        stats: FsStats { blocks: st.f_blocks, bfree: st.f_bfree, bavail: st.f_bavail, frsize: st.f_frsize },
+        files: st.f_files,
+        ffree: st.f_ffree,
+        read_only: st.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY),
+    })
+}
+
+/// Reads disks with a deadline per sample, so that a mount whose statvfs never
+/// returns (a dead NFS server) cannot stop the sampler.
+///
+/// statvfs runs on a worker thread. When the deadline passes, the mount the worker
+/// is stuck on is remembered and reported with `usage: null` until its call
+/// returns; the worker is abandoned (it exits once its call returns) and a new one
+/// serves the other mounts. At most one thread is parked per stuck mount.
+pub struct DiskReader {
+    stat: StatFn,
+    timeout: Duration,
+    worker: Option<Worker>,
+    stuck: Vec<(String, Arc<AtomicBool>)>,
+}
+
+struct Worker {
+    jobs: mpsc::Sender<String>,
+    results: mpsc::Receiver<(String, io::Result<FsInfo>)>,
+    /// The mount being asked right now, and the flag its call sets when it returns.
+    current: Arc<Mutex<Option<(String, Arc<AtomicBool>)>>>,
+}
+
+impl Worker {
+    fn spawn(stat: StatFn) -> Option<Worker> {
+        let (jobs, job_rx) = mpsc::channel::<String>();
+        let (result_tx, results) = mpsc::channel();
+        let current: Arc<Mutex<Option<(String, Arc<AtomicBool>)>>> = Arc::default();
+        let cur = Arc::clone(&current);
+        std::thread::Builder::new()
+            .name("statvfs".into())
+            .spawn(move || {
+                for path in job_rx {
+                    let done = Arc::new(AtomicBool::new(false));
+                    *cur.lock().unwrap_or_else(PoisonError::into_inner) = Some((path.clone(), Arc::clone(&done)));
+                    let r = stat(&path);
+                    done.store(true, Ordering::Release);
+                    *cur.lock().unwrap_or_else(PoisonError::into_inner) = None;
+                    if result_tx.send((path, r)).is_err() {
+                        return;
+                    }
+                }
+            })
+            .ok()?;
+        Some(Worker { jobs, results, current })
+    }
+}
+
+impl DiskReader {
+    pub fn new(timeout: Duration) -> DiskReader {
+        DiskReader::with_stat(statvfs, timeout)
+    }
+
+    pub fn with_stat(stat: StatFn, timeout: Duration) -> DiskReader {
+        DiskReader { stat, timeout, worker: None, stuck: Vec::new() }
+    }
+
+    /// Reads the mount table and the figures of every listed mount. `None` when the
+    /// mount table itself cannot be read; a mount whose statvfs fails is skipped.
+    pub fn read(&mut self, procfs: &Path, filter: &DiskFilter) -> Option<Vec<Disk>> {
+        let table = std::fs::read_to_string(procfs.join("self/mountinfo")).ok()?;
+        Some(self.read_mounts(select(parse_mountinfo(&table), filter)))
+    }
+
+    pub fn read_mounts(&mut self, mounts: Vec<Mount>) -> Vec<Disk> {
+        self.stuck.retain(|(_, done)| !done.load(Ordering::Acquire));
+        let infos = self.stat_all(&mounts);
+        mounts
+            .into_iter()
+            .zip(infos)
+            .filter_map(|(m, info)| {
+                let (usage, read_only, inodes) = match info {
+                    Answer::Ok(i) if i.stats.blocks == 0 => return None,
+                    Answer::Ok(i) => (
+                        Some(usage(i.stats)),
+                        Some(i.read_only),
+                        (i.files > 0).then_some(Inodes { total: i.files, free: i.ffree.min(i.files) }),
+                    ),
+                    Answer::Failed => return None,
+                    Answer::NoAnswer => (None, None, None),
+                };
+                Some(Disk { name: m.source, mount: m.mount, filesystem: m.fstype, usage, read_only, inodes })
+            })
+            .collect()
+    }
+
+    fn stat_all(&mut self, mounts: &[Mount]) -> Vec<Answer> {
+        let mut answers: Vec<Answer> = vec![Answer::NoAnswer; mounts.len()];
+        if self.worker.is_none() {
+            self.worker = Worker::spawn(self.stat);
+        }
+        let Some(worker) = &self.worker else { return answers };
+        let mut asked = 0;
+        for m in mounts {
+            if !self.stuck.iter().any(|(s, _)| *s == m.mount) && worker.jobs.send(m.mount.clone()).is_ok() {
+                asked += 1;
             }
-            Some(Disk { name: m.source, mount: m.mount, filesystem: m.fstype, usage: usage(stats) })
-        })
-        .collect();
-    Some(disks)
+        }
+        let deadline = Instant::now() + self.timeout;
+        while asked > 0 {
+            match worker.results.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok((path, r)) => {
+                    asked -= 1;
+                    if let Some(i) = mounts.iter().position(|m| m.mount == path) {
+                        answers[i] = match r {
+                            Ok(info) => Answer::Ok(info),
+                            Err(_) => Answer::Failed,
+                        };
+                    }
+                }
+                Err(_) => {
+                    let current = worker.current.lock().unwrap_or_else(PoisonError::into_inner).take();
+                    if let Some((path, done)) = current {
+                        crate::warn!(
+                            "statvfs of {path} did not answer within {:?}; reporting it unavailable",
+                            self.timeout
+                        );
+                        self.stuck.push((path, done));
+                    }
+                    self.worker = None;
+                    break;
+                }
+            }
+        }
+        answers
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Answer {
+    Ok(FsInfo),
+    Failed,
+    NoAnswer,
 }
 
 /// df's definitions: total = f_blocks×f_frsize, free = f_bavail×f_frsize (what an
@@ -300,5 +443,68 @@ mod tests {
             assert_eq!(got, *want, "{st:?}");
             assert_eq!(got.used_percent(), *pct, "{st:?}");
         }
+    }
+
+    static RELEASE: AtomicBool = AtomicBool::new(false);
+
+    /// A statvfs stand-in: `/nfs` hangs until the test releases it.
+    fn fake_stat(path: &str) -> io::Result<FsInfo> {
+        if path == "/nfs" {
+            while !RELEASE.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        if path == "/denied" {
+            return Err(io::ErrorKind::PermissionDenied.into());
+        }
+        let blocks = if path == "/empty" { 0 } else { 100 };
+        Ok(FsInfo {
+            stats: FsStats { blocks, bfree: 50, bavail: 40, frsize: 1024 },
+            files: if path == "/vfat" { 0 } else { 1000 },
+            ffree: 900,
+            read_only: path == "/rom",
+        })
+    }
+
+    fn mount(path: &str) -> Mount {
+        Mount { dev: path.into(), root: "/".into(), mount: path.into(), fstype: "ext4".into(), source: "src".into() }
+    }
+
+    fn usage_of(disks: &[Disk]) -> Vec<(&str, bool)> {
+        disks.iter().map(|d| (d.mount.as_str(), d.usage.is_some())).collect()
+    }
+
+    // Issue 6: a mount whose statvfs never returns must not stop the sampler.
+    #[test]
+    fn a_hanging_mount_is_reported_unavailable_until_it_answers() {
+        let mut r = DiskReader::with_stat(fake_stat, Duration::from_millis(100));
+        let mounts = || ["/", "/denied", "/empty", "/nfs", "/rom", "/vfat"].map(mount).to_vec();
+
+        let started = Instant::now();
+        let first = r.read_mounts(mounts());
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // /nfs hangs: null usage; mounts after it in this sample are unanswered too.
+        assert_eq!(usage_of(&first), [("/", true), ("/nfs", false), ("/rom", false), ("/vfat", false)]);
+
+        // Next sample: /nfs is skipped at once, the others are asked again.
+        let started = Instant::now();
+        let second = r.read_mounts(mounts());
+        assert!(started.elapsed() < Duration::from_millis(90), "did not wait for the stuck mount again");
+        assert_eq!(usage_of(&second), [("/", true), ("/nfs", false), ("/rom", true), ("/vfat", true)]);
+        assert_eq!(second[2].read_only, Some(true));
+        assert_eq!(second[3].inodes, None, "vfat has no inode figures");
+        assert_eq!(second[0].inodes.map(|i| (i.total, i.used(), i.free)), Some((1000, 100, 900)));
+
+        // The server answers again: so does the mount.
+        RELEASE.store(true, Ordering::Release);
+        let mut third = Vec::new();
+        for _ in 0..500 {
+            third = r.read_mounts(mounts());
+            if third.iter().all(|d| d.usage.is_some()) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert_eq!(usage_of(&third), [("/", true), ("/nfs", true), ("/rom", true), ("/vfat", true)]);
     }
 }

@@ -1,31 +1,77 @@
-//! The sampler: owns sysinfo, reads the machine on a timer on its own thread,
-//! and publishes each sample as serialised bytes.
+//! The sampler: reads the machine on a timer on its own thread, and publishes
+//! each sample as serialised bytes.
 //!
 //! It runs off the executor thread so that a slow `/proc` read or a slow
 //! filesystem never stalls a response; the responder keeps serving the previous
 //! sample meanwhile (and `/health` turns 503 if sampling stalls for three
-//! intervals). It refreshes only what it reports: CPU times, memory, uptime and
-//! the mount table; never the process table.
+//! intervals). It reads only what it reports and never scans the process table:
+//! sysinfo computes CPU usage from /proc/stat; every other family is read from
+//! `--procfs`/`--sysfs` by its own module (one per family), so those options
+//! apply and tests can point the readers at fixture trees.
 
 pub mod cpu;
 pub mod disk;
+pub mod host;
+pub mod load;
 pub mod memory;
+pub mod network;
+pub mod own;
+pub mod temperature;
 
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::published::{Latest, Published};
-use crate::snapshot::Snapshot;
+use crate::server::Stats;
+use crate::snapshot::{Host, Own, Snapshot};
 
 /// The shortest CPU window sysinfo measures (`sysinfo::MINIMUM_CPU_UPDATE_INTERVAL`):
 /// closer readings are skipped by sysinfo and would republish stale figures.
 pub const MIN_CPU_WINDOW: Duration = sysinfo::MINIMUM_CPU_UPDATE_INTERVAL;
+
+/// How often host facts (hostname, OS, kernel, model) are read again.
+const HOST_REFRESH: Duration = Duration::from_secs(60);
+
+/// Where the readers find the machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Roots {
+    /// `--procfs`, default `/proc`.
+    pub procfs: PathBuf,
+    /// `--sysfs`, default `/sys`.
+    pub sysfs: PathBuf,
+    /// `/`; only tests point it elsewhere (for /etc/os-release and /tmp/sysinfo).
+    pub rootfs: PathBuf,
+}
+
+impl Default for Roots {
+    fn default() -> Self {
+        Roots { procfs: "/proc".into(), sysfs: "/sys".into(), rootfs: "/".into() }
+    }
+}
 
 /// What the sampler needs from the configuration.
 #[derive(Debug, Clone)]
 pub struct SamplerConfig {
     pub interval: Duration,
     pub disks: disk::DiskFilter,
+    pub network: network::NetFilter,
+    pub roots: Roots,
+    /// The responder's counters, reported in the document's `fluxstat` section.
+    pub stats: Arc<Stats>,
+}
+
+impl SamplerConfig {
+    pub fn new(interval: Duration) -> SamplerConfig {
+        SamplerConfig {
+            interval,
+            disks: disk::DiskFilter::default(),
+            network: network::NetFilter::default(),
+            roots: Roots::default(),
+            stats: Arc::default(),
+        }
+    }
 }
 
 /// Reads one snapshot at a time.
@@ -34,16 +80,10 @@ pub struct Sampler {
     config: SamplerConfig,
     last_cpu_refresh: Instant,
     seq: u64,
-    failed: Families,
-}
-
-/// Which families failed in the previous sample, to log once per change of state.
-#[derive(Default, Clone, Copy, PartialEq, Eq)]
-struct Families {
-    uptime: bool,
-    cpu: bool,
-    memory: bool,
-    disks: bool,
+    failed: Vec<&'static str>,
+    rates: network::Rates,
+    disks: disk::DiskReader,
+    host: Option<(Instant, Host)>,
 }
 
 #[derive(Debug)]
@@ -60,21 +100,58 @@ impl Sampler {
     pub fn new(config: SamplerConfig) -> Result<Sampler, SamplerError> {
         let mut sys = sysinfo::System::new().map_err(|e| SamplerError(format!("cannot read system figures: {e:?}")))?;
         sys.refresh_cpu_usage();
-        Ok(Sampler { sys, config, last_cpu_refresh: Instant::now(), seq: 0, failed: Families::default() })
+        // Half an interval for statvfs of all mounts, within 100 ms..2 s.
+        let disk_timeout = (config.interval / 2).clamp(Duration::from_millis(100), Duration::from_secs(2));
+        Ok(Sampler {
+            sys,
+            config,
+            last_cpu_refresh: Instant::now(),
+            seq: 0,
+            failed: Vec::new(),
+            rates: network::Rates::default(),
+            disks: disk::DiskReader::new(disk_timeout),
+            host: None,
+        })
     }
 
     /// Reads everything the document reports. The CPU figures cover the time since
     /// the previous call (or since `new`).
     pub fn sample(&mut self) -> Snapshot {
-        self.last_cpu_refresh = Instant::now();
+        let started = Instant::now();
+        self.last_cpu_refresh = started;
         self.sys.refresh_cpu_usage();
-        self.sys.refresh_memory();
-        let snapshot = Snapshot {
-            uptime: sysinfo::System::uptime().ok(),
+        let roots = &self.config.roots;
+        let (memory, swap) = memory::read(&roots.procfs);
+        let host = match &self.host {
+            Some((at, host)) if at.elapsed() < HOST_REFRESH => host.clone(),
+            _ => {
+                let host = host::read(&roots.procfs, &roots.sysfs, &roots.rootfs);
+                self.host = Some((started, host.clone()));
+                host
+            }
+        };
+        let mut snapshot = Snapshot {
+            uptime: load::read_uptime(&roots.procfs),
             cpu: cpu::read(&self.sys),
-            memory: memory::read(&self.sys),
-            disks: disk::read(&self.config.disks),
+            memory,
+            swap,
+            load: load::read_load(&roots.procfs),
+            disks: self.disks.read(&roots.procfs, &self.config.disks),
+            network: network::read(&roots.procfs, &self.config.network, &mut self.rates, started),
+            temperatures: temperature::read(&roots.sysfs),
+            host: Some(host),
+            processes: host::count_processes(&roots.procfs),
+            own: Own::default(),
             taken_at_us: unix_micros(SystemTime::now()),
+        };
+        let stats = &self.config.stats;
+        snapshot.own = Own {
+            interval_ms: u64::try_from(self.config.interval.as_millis()).unwrap_or(u64::MAX),
+            sample_duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            rss_bytes: own::rss_bytes(),
+            cpu_time_ms: own::cpu_time_ms(),
+            connections_open: stats.open.load(Ordering::Relaxed) as u64,
+            requests_served: stats.requests.load(Ordering::Relaxed),
         };
         self.note_failures(&snapshot);
         snapshot
@@ -87,25 +164,14 @@ impl Sampler {
         Published::new(&snapshot, self.seq, Instant::now())
     }
 
+    /// Logs once when a family starts failing and once when it recovers.
     fn note_failures(&mut self, s: &Snapshot) {
-        let now = Families {
-            uptime: s.uptime.is_none(),
-            cpu: s.cpu.is_none(),
-            memory: s.memory.is_none(),
-            disks: s.disks.is_none(),
-        };
-        let changes = [
-            ("uptime", self.failed.uptime, now.uptime),
-            ("cpu", self.failed.cpu, now.cpu),
-            ("memory", self.failed.memory, now.memory),
-            ("disk", self.failed.disks, now.disks),
-        ];
-        for (name, before, after) in changes {
-            match (before, after) {
-                (false, true) => crate::warn!("{name} figures unavailable; serving null until they return"),
-                (true, false) => crate::info!("{name} figures available again"),
-                _ => {}
-            }
+        let now = s.unavailable();
+        for name in now.iter().filter(|n| !self.failed.contains(n)) {
+            crate::warn!("{name} figures unavailable; serving null until they return");
+        }
+        for name in self.failed.iter().filter(|n| !now.contains(n)) {
+            crate::info!("{name} figures available again");
         }
         self.failed = now;
     }

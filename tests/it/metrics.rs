@@ -26,12 +26,28 @@ fn golden_document_for_a_fixed_snapshot() {
 
 #[test]
 fn failed_families_are_null_and_the_rest_is_served() {
-    let s = Snapshot { uptime: None, cpu: None, memory: None, disks: None, ..fixed_snapshot() };
+    let s = Snapshot {
+        uptime: None,
+        cpu: None,
+        memory: None,
+        swap: None,
+        load: None,
+        disks: None,
+        network: None,
+        temperatures: None,
+        host: None,
+        processes: None,
+        ..fixed_snapshot()
+    };
     let doc = String::from_utf8(fluxstat::wire::encode(&s)).expect("UTF-8");
-    assert_eq!(
-        doc,
-        r#"{"system":{"uptime":null,"cpu":null,"memory":null,"disk":null},"updated_at":"2022-10-01T18:14:39.682011+00:00"}"#
+    assert!(
+        doc.starts_with(
+            r#"{"system":{"uptime":null,"cpu":null,"memory":null,"disk":null,"swap":null,"load":null,"network":null,"temperature":null,"host":null,"processes":null},"fluxstat":{"version":"#
+        ),
+        "{doc}"
     );
+    assert!(doc.ends_with(r#","updated_at":"2022-10-01T18:14:39.682011+00:00"}"#), "{doc}");
+    assert_eq!(s.unavailable().len(), 10);
 }
 
 fn proc_file(name: &str) -> String {

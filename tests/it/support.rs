@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use fluxstat::published::{Latest, Published};
 use fluxstat::sample::{self, SamplerConfig};
 use fluxstat::server::{self, Settings, Stats};
-use fluxstat::snapshot::{Cpu, Disk, DiskUsage, Memory, Snapshot};
+use fluxstat::snapshot::{
+    Counters, Cpu, Disk, DiskUsage, Host, Inodes, Interface, Load, Memory, Own, Sensor, Snapshot, Swap,
+};
 
 /// How long any single wait in a test may take before it counts as a hang.
 pub const PATIENCE: Duration = Duration::from_secs(10);
@@ -28,18 +30,57 @@ pub fn settings() -> Settings {
     }
 }
 
-/// A fixed snapshot: the example of the original README, on Linux.
+/// A fixed snapshot: the example of the original README, on a Linux router
+/// with every section filled in.
 pub fn fixed_snapshot() -> Snapshot {
     Snapshot {
         uptime: Some(947_578),
         cpu: Some(Cpu { total_percent: 25.8, per_core_percent: vec![28.7, 29.2, 24.6, 28.6] }),
         memory: Some(Memory { total: 17_119_047_680, free: 9_904_599_040, available: 9_904_594_944 }),
-        disks: Some(vec![Disk {
-            name: "/dev/sda1".into(),
-            mount: "/".into(),
-            filesystem: "ext4".into(),
-            usage: DiskUsage { total: 255_482_392_576, free: 62_549_286_912, used: 192_933_105_664 },
+        swap: Some(Swap { total: 2_147_479_552, free: 2_147_479_552 }),
+        load: Some(Load { one: 0.52, five: 0.4, fifteen: 0.31 }),
+        disks: Some(vec![
+            Disk {
+                name: "/dev/sda1".into(),
+                mount: "/".into(),
+                filesystem: "ext4".into(),
+                usage: Some(DiskUsage { total: 255_482_392_576, free: 62_549_286_912, used: 192_933_105_664 }),
+                read_only: Some(false),
+                inodes: Some(Inodes { total: 15_597_568, free: 14_000_000 }),
+            },
+            Disk {
+                name: "nas:/export".into(),
+                mount: "/mnt/nas".into(),
+                filesystem: "nfs4".into(),
+                usage: None,
+                read_only: None,
+                inodes: None,
+            },
+        ]),
+        network: Some(vec![Interface {
+            name: "br-lan".into(),
+            rx: Counters { bytes: 5_000_000_000, packets: 4_000_000, errors: 0, drops: 12 },
+            tx: Counters { bytes: 900_000_000, packets: 1_000_000, errors: 0, drops: 0 },
+            rx_bytes_per_second: Some(125_000),
+            tx_bytes_per_second: None,
         }]),
+        temperatures: Some(vec![Sensor { name: "cpu_thermal".into(), celsius: 48.3 }]),
+        host: Some(Host {
+            hostname: Some("router".into()),
+            os: Some("OpenWrt 23.05.3 r23809-234f1a2efa".into()),
+            kernel: Some("5.15.150".into()),
+            arch: Some("armv7l".into()),
+            model: None,
+        }),
+        processes: Some(97),
+        own: Own {
+            interval_ms: 1000,
+            sample_duration_us: 412,
+            rss_bytes: Some(1_310_720),
+            cpu_time_ms: Some(1234),
+            connections_open: 3,
+            requests_served: 56_789,
+        },
         taken_at_us: 1_664_648_079_682_011,
     }
 }
@@ -62,16 +103,20 @@ impl TestServer {
 
     /// Serves real samples of this machine.
     pub fn sampling(settings: Settings) -> TestServer {
-        let config = SamplerConfig { interval: settings.interval, disks: Default::default() };
+        let stats = Arc::new(Stats::default());
+        let config = SamplerConfig { stats: Arc::clone(&stats), ..SamplerConfig::new(settings.interval) };
         let latest = sample::start(config).expect("sampler starts");
-        TestServer::with_latest(latest, settings)
+        TestServer::start(latest, settings, stats)
     }
 
     pub fn with_latest(latest: Arc<Latest>, settings: Settings) -> TestServer {
+        TestServer::start(latest, settings, Arc::default())
+    }
+
+    fn start(latest: Arc<Latest>, settings: Settings, stats: Arc<Stats>) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
         let (stop, stop_rx) = UnixStream::pair().expect("socketpair");
-        let stats = Arc::new(Stats::default());
         let (l, s) = (Arc::clone(&latest), Arc::clone(&stats));
         let thread = std::thread::spawn(move || {
             let stop_rx = async_io::Async::new(stop_rx).expect("async socketpair");

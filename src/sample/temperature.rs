@@ -1,0 +1,166 @@
+//! Temperatures from sysfs: thermal zones (`<sysfs>/class/thermal/thermal_zone*`)
+//! and hwmon chips (`<sysfs>/class/hwmon/hwmon*`), read directly because sysinfo
+//! skips thermal zones whenever any hwmon sensor exists, and a Raspberry Pi's
+//! `cpu_thermal` or a router's SoC often is a thermal zone.
+//!
+//! Names are stable per machine: a zone is named by its type (`cpu_thermal`), an
+//! hwmon input by its chip and label (`coretemp_package_id_0`) or input number
+//! (`nvme_temp1`), lower-cased with other characters as `_`. A name that occurs
+//! more than once gets `_0`, `_1`, … in the order of the sysfs paths. An hwmon chip
+//! that merely mirrors a thermal zone (the kernel's thermal_hwmon, same name) is
+//! skipped, so no sensor is counted twice.
+
+use std::path::{Path, PathBuf};
+
+use crate::snapshot::Sensor;
+
+/// One raw reading before naming: where it came from and its millidegrees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Raw {
+    pub name: String,
+    pub millidegrees: i64,
+}
+
+pub fn read(sysfs: &Path) -> Option<Vec<Sensor>> {
+    let zones = read_zones(&sysfs.join("class/thermal"));
+    let zone_names: Vec<String> = zones.iter().map(|r| r.name.clone()).collect();
+    let mut raw = zones;
+    raw.extend(read_hwmon(&sysfs.join("class/hwmon"), &zone_names));
+    Some(name_and_convert(raw))
+}
+
+fn sorted_entries(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let mut v: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let n = name.strip_prefix(prefix)?.parse::<u64>().ok()?;
+            Some((n, e.path()))
+        })
+        .collect();
+    v.sort();
+    v.into_iter().map(|(_, p)| p).collect()
+}
+
+fn read_trimmed(path: &Path) -> Option<String> {
+    let s = std::fs::read_to_string(path).ok()?;
+    let s = s.trim_matches(|c: char| c.is_whitespace() || c == '\0');
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+fn read_milli(path: &Path) -> Option<i64> {
+    read_trimmed(path)?.parse().ok()
+}
+
+fn read_zones(dir: &Path) -> Vec<Raw> {
+    sorted_entries(dir, "thermal_zone")
+        .into_iter()
+        .filter_map(|zone| {
+            let name = sanitize(&read_trimmed(&zone.join("type"))?);
+            Some(Raw { name, millidegrees: read_milli(&zone.join("temp"))? })
+        })
+        .collect()
+}
+
+fn read_hwmon(dir: &Path, zone_names: &[String]) -> Vec<Raw> {
+    let mut out = Vec::new();
+    for chip in sorted_entries(dir, "hwmon") {
+        let Some(chip_name) = read_trimmed(&chip.join("name")).map(|n| sanitize(&n)) else { continue };
+        if zone_names.contains(&chip_name) {
+            continue;
+        }
+        let mut inputs: Vec<(u64, String)> = std::fs::read_dir(&chip)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let f = e.file_name().into_string().ok()?;
+                let n = f.strip_prefix("temp")?.strip_suffix("_input")?.parse::<u64>().ok()?;
+                Some((n, f))
+            })
+            .collect();
+        inputs.sort();
+        for (n, file) in inputs {
+            let Some(milli) = read_milli(&chip.join(&file)) else { continue };
+            let label = read_trimmed(&chip.join(format!("temp{n}_label"))).map(|l| sanitize(&l));
+            let name = match label {
+                Some(l) => format!("{chip_name}_{l}"),
+                None => format!("{chip_name}_temp{n}"),
+            };
+            out.push(Raw { name, millidegrees: milli });
+        }
+    }
+    out
+}
+
+/// Lower case; anything but letters and digits becomes `_`; runs collapse.
+pub fn sanitize(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        let c = c.to_ascii_lowercase();
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    out.trim_matches('_').to_owned()
+}
+
+/// Converts to °C with one decimal, drops impossible readings (below absolute zero
+/// or above 1000 °C, which drivers use for "no sensor"), makes names unique and
+/// sorts by name.
+pub fn name_and_convert(raw: Vec<Raw>) -> Vec<Sensor> {
+    let valid: Vec<Raw> = raw.into_iter().filter(|r| (-273_150..=1_000_000).contains(&r.millidegrees)).collect();
+    let mut sensors: Vec<Sensor> = Vec::with_capacity(valid.len());
+    for (i, r) in valid.iter().enumerate() {
+        let same = valid.iter().filter(|o| o.name == r.name).count();
+        let name = if same > 1 {
+            let nth = valid[..i].iter().filter(|o| o.name == r.name).count();
+            format!("{}_{nth}", r.name)
+        } else {
+            r.name.clone()
+        };
+        // i64 millidegrees to f64 is exact in this range.
+        let celsius = (r.millidegrees as f64 / 100.0).round() / 10.0;
+        sensors.push(Sensor { name, celsius });
+    }
+    sensors.sort_by(|a, b| a.name.cmp(&b.name));
+    sensors
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitize_table() {
+        let table: &[(&str, &str)] = &[
+            ("cpu-thermal", "cpu_thermal"),
+            ("Package id 0", "package_id_0"),
+            ("x86_pkg_temp", "x86_pkg_temp"),
+            ("  Core  1 ", "core_1"),
+            ("mt7915_phy0", "mt7915_phy0"),
+        ];
+        for &(input, want) in table {
+            assert_eq!(sanitize(input), want);
+        }
+    }
+
+    #[test]
+    fn convert_and_name_table() {
+        let raw = |name: &str, m: i64| Raw { name: name.into(), millidegrees: m };
+        let got = name_and_convert(vec![
+            raw("cpu_thermal", 48_312),
+            raw("acpitz", 27_800),
+            raw("acpitz", 29_850),
+            raw("broken", -274_000),
+            raw("nosensor", 1_000_001),
+            raw("cold", -5_049),
+        ]);
+        let pairs: Vec<(&str, f64)> = got.iter().map(|s| (s.name.as_str(), s.celsius)).collect();
+        assert_eq!(pairs, [("acpitz_0", 27.8), ("acpitz_1", 29.9), ("cold", -5.0), ("cpu_thermal", 48.3)]);
+    }
+}
