@@ -246,7 +246,11 @@ pub fn parse(
     let dir = |name: &'static str| -> Result<PathBuf, ConfigError> {
         let (v, src) = value(name);
         let path = PathBuf::from(&v);
-        if path.is_dir() { Ok(path) } else { Err(ConfigError(format!("{src}: '{v}' is not a directory"))) }
+        if path.is_dir() {
+            Ok(path)
+        } else {
+            Err(ConfigError(format!("{src}: '{v}' is not a directory")))
+        }
     };
     let procfs = dir("procfs")?;
     let sysfs = dir("sysfs")?;

@@ -80,8 +80,7 @@ fn run(config: Config) -> Result<(), String> {
             info!("received {signal:?}, shutting down");
         }
     };
-    server::run(listeners, latest, settings, stats, shutdown)
-        .map_err(|e| format!("server failed: {e}"))?;
+    server::run(listeners, latest, settings, stats, shutdown).map_err(|e| format!("server failed: {e}"))?;
     info!("stopped");
     Ok(())
 }

@@ -118,15 +118,17 @@ pub struct DiskReader {
 struct Worker {
     jobs: mpsc::Sender<String>,
     results: mpsc::Receiver<(String, io::Result<FsInfo>)>,
-    /// The mount being asked right now, and the flag its call sets when it returns.
-    current: Arc<Mutex<Option<(String, Arc<AtomicBool>)>>>,
+    current: InFlight,
 }
+
+/// The mount a worker is asking, and the flag its call sets when it returns.
+type InFlight = Arc<Mutex<Option<(String, Arc<AtomicBool>)>>>;
 
 impl Worker {
     fn spawn(stat: StatFn) -> Option<Worker> {
         let (jobs, job_rx) = mpsc::channel::<String>();
         let (result_tx, results) = mpsc::channel();
-        let current: Arc<Mutex<Option<(String, Arc<AtomicBool>)>>> = Arc::default();
+        let current: InFlight = Arc::default();
         let cur = Arc::clone(&current);
         std::thread::Builder::new()
             .name("statvfs".into())
@@ -178,7 +180,7 @@ impl DiskReader {
                         (i.files > 0).then_some(Inodes { total: i.files, free: i.ffree.min(i.files) }),
                     ),
                     Answer::Failed => return None,
-                    Answer::NoAnswer => (None, None, None),
+                    Answer::Silent => (None, None, None),
                 };
                 Some(Disk { name: m.source, mount: m.mount, filesystem: m.fstype, usage, read_only, inodes })
             })
@@ -186,7 +188,7 @@ impl DiskReader {
     }
 
     fn stat_all(&mut self, mounts: &[Mount]) -> Vec<Answer> {
-        let mut answers: Vec<Answer> = vec![Answer::NoAnswer; mounts.len()];
+        let mut answers: Vec<Answer> = vec![Answer::Silent; mounts.len()];
         if self.worker.is_none() {
             self.worker = Worker::spawn(self.stat);
         }
@@ -231,7 +233,7 @@ impl DiskReader {
 enum Answer {
     Ok(FsInfo),
     Failed,
-    NoAnswer,
+    Silent,
 }
 
 /// df's definitions: total = f_blocks×f_frsize, free = f_bavail×f_frsize (what an

@@ -169,7 +169,7 @@ garbage line
             ((1 << 32) - 1_000_000, 2_000_000, Some(3_000_000)),
             (3_000_000_000, 10, Some(1_294_967_306)), // near the 32-bit top: a wrap
             (1_000_000_000, 10, None),                // reset: a wrap would be above 2^31
-            (5_000_000_000, 100, None), // 64-bit counter went back: reset
+            (5_000_000_000, 100, None),               // 64-bit counter went back: reset
             (1_000, 0, None),
         ];
         for &(before, now, want) in table {

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::support::{as_f64, at, Client, PATIENCE};
+use crate::support::{as_f64, as_u64, at, Client, PATIENCE};
 
 fn fluxstat() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_fluxstat"));
@@ -212,4 +212,26 @@ fn no_arguments_serves_on_port_8001_dual_stack() {
         let v6: SocketAddr = "[::1]:8001".parse().expect("addr");
         assert_eq!(Client::connect(v6).get("/metrics").status, 200);
     }
+}
+
+#[test]
+fn procfs_and_sysfs_point_the_readers_at_another_tree() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/openwrt");
+    let procfs = root.join("proc");
+    let sysfs = root.join("sys");
+    let mut run = Running::start(fluxstat().args(["--listen", "127.0.0.1:0", "--net-exclude", "lo,wan"]).args([
+        "--procfs".as_ref(),
+        procfs.as_os_str(),
+        "--sysfs".as_ref(),
+        sysfs.as_os_str(),
+    ]));
+    let addr = run.listening_addr();
+    let r = Client::connect(addr).get("/metrics");
+    let doc = r.json();
+    assert_eq!(as_u64(at(&doc, &["system", "uptime"])), 1_209_600);
+    let miniserde::json::Value::Object(ifs) = at(&doc, &["system", "network"]) else { panic!("object") };
+    assert_eq!(ifs.keys().cloned().collect::<Vec<_>>(), ["br-lan", "eth0", "lan1", "phy0-ap0"]);
+    assert_eq!(as_f64(at(&doc, &["system", "temperature", "cpu_thermal"])), 51.7);
+    assert_eq!(as_u64(at(&doc, &["system", "processes", "processes_total"])), 5);
+    assert_eq!(as_u64(at(&doc, &["system", "memory", "memory_available"])), 131_432 * 1024);
 }

@@ -2,6 +2,7 @@
 //! real parsing of what comes back.
 
 mod cli;
+mod fixtures;
 mod http;
 mod metrics;
 mod support;

@@ -164,3 +164,77 @@ fn the_real_document_matches_this_machine() {
     let age = before - taken;
     assert!((-1_000_000..Duration::from_secs(3).as_micros() as i64).contains(&age), "age {age} µs");
 }
+
+#[test]
+fn the_new_sections_match_this_machine() {
+    let server = TestServer::sampling(settings());
+    let r = server.connect().get("/metrics");
+    let doc = r.json();
+
+    // Load: /proc/loadavg, two decimals, moving slowly.
+    let loadavg = proc_file("loadavg");
+    let now: Vec<f64> = loadavg.split_whitespace().take(3).map(|v| v.parse().expect("load")).collect();
+    for (key, want) in ["load_1", "load_5", "load_15"].iter().zip(&now) {
+        let got = as_f64(at(&doc, &["system", "load", key]));
+        assert!((got - want).abs() < 1.0, "{key}: {got} vs {want}");
+        assert!(((got * 100.0).round() - got * 100.0).abs() < 1e-9, "two decimals: {got}");
+    }
+
+    // Memory available and swap: /proc/meminfo.
+    let slack = 256 << 20;
+    let available = as_u64(at(&doc, &["system", "memory", "memory_available"]));
+    assert!(available.abs_diff(meminfo_bytes("MemAvailable")) < slack);
+    let swap = at(&doc, &["system", "swap"]);
+    assert_eq!(as_u64(at(swap, &["swap_total"])), meminfo_bytes("SwapTotal"));
+    let (used, free) = (as_u64(at(swap, &["swap_used"])), as_u64(at(swap, &["swap_free"])));
+    assert_eq!(used + free, meminfo_bytes("SwapTotal"));
+
+    // Network: every interface of /proc/net/dev but loopback and container plumbing,
+    // with counters that never exceed what the kernel says now.
+    let dev = proc_file("net/dev");
+    let Value::Object(ifs) = at(&doc, &["system", "network"]) else { panic!("network is an object") };
+    let mut want: Vec<String> = dev
+        .lines()
+        .filter_map(|l| l.split_once(':').map(|(n, _)| n.trim().to_owned()))
+        .filter(|n| n != "lo" && !n.starts_with("veth") && !n.starts_with("docker"))
+        .collect();
+    want.sort();
+    let got: Vec<String> = ifs.keys().cloned().collect();
+    assert_eq!(got, want);
+    for name in &got {
+        let line = dev.lines().find(|l| l.split_once(':').is_some_and(|(n, _)| n.trim() == name)).expect("line");
+        let kernel_rx: u64 =
+            line.split_once(':').and_then(|(_, v)| v.split_whitespace().next()?.parse().ok()).expect("rx");
+        assert!(as_u64(at(&doc, &["system", "network", name, "rx_bytes"])) <= kernel_rx);
+    }
+
+    // Host: uname and the kernel's own files.
+    let uname_m = std::process::Command::new("uname").arg("-m").output().expect("uname");
+    let host = at(&doc, &["system", "host"]);
+    assert_eq!(as_str(at(host, &["arch"])), String::from_utf8_lossy(&uname_m.stdout).trim());
+    assert_eq!(as_str(at(host, &["kernel"])), proc_file("sys/kernel/osrelease").trim());
+    assert_eq!(as_str(at(host, &["hostname"])), proc_file("sys/kernel/hostname").trim());
+
+    // Processes: about as many as /proc lists now.
+    let procs = std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit()))
+        .count() as u64;
+    let counted = as_u64(at(&doc, &["system", "processes", "processes_total"]));
+    assert!(counted > 0 && counted.abs_diff(procs) < 200, "{counted} vs {procs}");
+
+    // Temperatures: an object of finite numbers (this machine may have none).
+    let Value::Object(temps) = at(&doc, &["system", "temperature"]) else { panic!("temperature is an object") };
+    for (name, v) in temps.iter() {
+        assert!(as_f64(v).is_finite() && !name.is_empty());
+    }
+
+    // fluxstat's own figures.
+    let own = at(&doc, &["fluxstat"]);
+    assert_eq!(as_str(at(own, &["version"])), env!("CARGO_PKG_VERSION"));
+    assert_eq!(as_u64(at(own, &["interval_ms"])), 1000);
+    assert!(as_u64(at(own, &["rss_bytes"])) > 0);
+    assert!(as_u64(at(own, &["sample_duration_us"])) < 1_000_000);
+    at(own, &["cpu_time_ms"]);
+}
