@@ -1,0 +1,47 @@
+//! Where a sample's time goes: runs each reader of the sampler many times on this
+//! machine and prints the mean wall time of each, and of a whole sample.
+//!
+//! `cargo run --release --example sample_cost [ITERATIONS]`
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use fluxstat::sample::disk::{DiskFilter, DiskReader};
+use fluxstat::sample::network::{NetFilter, Rates};
+use fluxstat::sample::{host, load, memory, own, temperature, Sampler, SamplerConfig};
+
+fn time(name: &str, n: u32, mut f: impl FnMut()) {
+    let started = Instant::now();
+    for _ in 0..n {
+        f();
+    }
+    let per = started.elapsed() / n;
+    println!("{name:<22} {:>8.1} µs", per.as_secs_f64() * 1e6);
+}
+
+fn main() {
+    let n: u32 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(500);
+    let (proc, sys, root) = (Path::new("/proc"), Path::new("/sys"), Path::new("/"));
+    let mut disks = DiskReader::new(Duration::from_secs(1));
+    let filter = DiskFilter::default();
+    let mut rates = Rates::default();
+    let net = NetFilter::default();
+    let mut cpu = sysinfo::System::new().expect("sysinfo");
+    println!("mean of {n} runs each");
+    time("cpu (sysinfo)", n, || cpu.refresh_cpu_usage());
+    time("memory + swap", n, || drop(memory::read(proc)));
+    time("load", n, || drop(load::read_load(proc)));
+    time("uptime", n, || drop(load::read_uptime(proc)));
+    time("disks", n, || drop(disks.read(proc, &filter)));
+    time("network", n, || drop(fluxstat::sample::network::read(proc, &net, &mut rates, Instant::now())));
+    time("temperatures", n, || drop(temperature::read(sys)));
+    time("host (every 60 s)", n, || drop(host::read(proc, sys, root)));
+    time("processes", n, || drop(host::count_processes(proc)));
+    time("own rss + cpu", n, || drop((own::rss_bytes(), own::cpu_time_ms())));
+    let mut sampler = Sampler::new(SamplerConfig::new(Duration::from_secs(1))).expect("sampler");
+    time("whole sample", n, || drop(sampler.sample()));
+    let snapshot = sampler.sample();
+    time("wire::encode", n, || drop(fluxstat::wire::encode(&snapshot)));
+    time("read /proc/stat", n, || drop(std::fs::read(proc.join("stat"))));
+    time("sample + serialise", n, || drop(sampler.publish()));
+}
