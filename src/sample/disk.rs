@@ -317,7 +317,7 @@ pub fn select(mounts: Vec<Mount>, filter: &DiskFilter) -> Vec<Mount> {
         }
     }
     // 5. Stable order.
-    chosen.sort_by(|a, b| a.mount.cmp(&b.mount));
+    chosen.sort_unstable_by(|a, b| a.mount.cmp(&b.mount));
     chosen
 }
 

@@ -40,7 +40,7 @@ fn sorted_entries(dir: &Path, prefix: &str) -> Vec<PathBuf> {
             Some((n, e.path()))
         })
         .collect();
-    v.sort();
+    v.sort_unstable();
     v.into_iter().map(|(_, p)| p).collect()
 }
 
@@ -81,7 +81,7 @@ fn read_hwmon(dir: &Path, zone_names: &[String]) -> Vec<Raw> {
                 Some((n, f))
             })
             .collect();
-        inputs.sort();
+        inputs.sort_unstable();
         for (n, file) in inputs {
             let Some(milli) = read_milli(&chip.join(&file)) else { continue };
             let label = read_trimmed(&chip.join(format!("temp{n}_label"))).map(|l| sanitize(&l));
@@ -127,7 +127,7 @@ pub fn name_and_convert(raw: Vec<Raw>) -> Vec<Sensor> {
         let celsius = (r.millidegrees as f64 / 100.0).round() / 10.0;
         sensors.push(Sensor { name, celsius });
     }
-    sensors.sort_by(|a, b| a.name.cmp(&b.name));
+    sensors.sort_unstable_by(|a, b| a.name.cmp(&b.name));
     sensors
 }
 
