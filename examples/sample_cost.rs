@@ -3,6 +3,7 @@
 //!
 //! `cargo run --release --example sample_cost [ITERATIONS]`
 
+use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -29,19 +30,45 @@ fn main() {
     let mut cpu = sysinfo::System::new().expect("sysinfo");
     println!("mean of {n} runs each");
     time("cpu (sysinfo)", n, || cpu.refresh_cpu_usage());
-    time("memory + swap", n, || drop(memory::read(proc)));
-    time("load", n, || drop(load::read_load(proc)));
-    time("uptime", n, || drop(load::read_uptime(proc)));
-    time("disks", n, || drop(disks.read(proc, &filter)));
-    time("network", n, || drop(fluxstat::sample::network::read(proc, &net, &mut rates, Instant::now())));
-    time("temperatures", n, || drop(temperature::read(sys)));
-    time("host (every 60 s)", n, || drop(host::read(proc, sys, root)));
-    time("processes", n, || drop(host::count_processes(proc)));
-    time("own rss + cpu", n, || drop((own::rss_bytes(), own::cpu_time_ms())));
+    time("memory + swap", n, || {
+        black_box(memory::read(proc));
+    });
+    time("load", n, || {
+        black_box(load::read_load(proc));
+    });
+    time("uptime", n, || {
+        black_box(load::read_uptime(proc));
+    });
+    time("disks", n, || {
+        black_box(disks.read(proc, &filter));
+    });
+    time("network", n, || {
+        black_box(fluxstat::sample::network::read(proc, &net, &mut rates, Instant::now()));
+    });
+    time("temperatures", n, || {
+        black_box(temperature::read(sys));
+    });
+    time("host (every 60 s)", n, || {
+        black_box(host::read(proc, sys, root));
+    });
+    time("processes", n, || {
+        black_box(host::count_processes(proc));
+    });
+    time("own rss + cpu", n, || {
+        black_box((own::rss_bytes(), own::cpu_time_ms()));
+    });
     let mut sampler = Sampler::new(SamplerConfig::new(Duration::from_secs(1))).expect("sampler");
-    time("whole sample", n, || drop(sampler.sample()));
+    time("whole sample", n, || {
+        black_box(sampler.sample());
+    });
     let snapshot = sampler.sample();
-    time("wire::encode", n, || drop(fluxstat::wire::encode(&snapshot)));
-    time("read /proc/stat", n, || drop(std::fs::read(proc.join("stat"))));
-    time("sample + serialise", n, || drop(sampler.publish()));
+    time("wire::encode", n, || {
+        black_box(fluxstat::wire::encode(&snapshot));
+    });
+    time("read /proc/stat", n, || {
+        black_box(std::fs::read(proc.join("stat")));
+    });
+    time("sample + serialise", n, || {
+        black_box(sampler.publish());
+    });
 }
