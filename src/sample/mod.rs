@@ -33,6 +33,10 @@ pub const MIN_CPU_WINDOW: Duration = sysinfo::MINIMUM_CPU_UPDATE_INTERVAL;
 
 /// How often host facts (hostname, OS, kernel, model) are read again.
 const HOST_REFRESH: Duration = Duration::from_secs(60);
+/// How often processes are counted again: listing /proc costs the kernel about
+/// 0.1 ms per hundred processes (examples/sample_cost), the largest share of a
+/// sample, for a figure that moves slowly.
+const PROCESSES_REFRESH: Duration = Duration::from_secs(5);
 
 /// Where the readers find the machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +88,7 @@ pub struct Sampler {
     rates: network::Rates,
     disks: disk::DiskReader,
     host: Option<(Instant, Host)>,
+    processes: Option<(Instant, Option<u64>)>,
 }
 
 #[derive(Debug)]
@@ -100,8 +105,10 @@ impl Sampler {
     pub fn new(config: SamplerConfig) -> Result<Sampler, SamplerError> {
         let mut sys = sysinfo::System::new().map_err(|e| SamplerError(format!("cannot read system figures: {e:?}")))?;
         sys.refresh_cpu_usage();
-        // Half an interval for statvfs of all mounts, within 100 ms..2 s.
-        let disk_timeout = (config.interval / 2).clamp(Duration::from_millis(100), Duration::from_secs(2));
+        // Half an interval for statvfs of all mounts, within 1..2 s: a loaded router
+        // may not schedule the worker for a good while, and only a mount that
+        // really hangs ever costs the wait (once; it is skipped afterwards).
+        let disk_timeout = (config.interval / 2).clamp(Duration::from_secs(1), Duration::from_secs(2));
         Ok(Sampler {
             sys,
             config,
@@ -111,6 +118,7 @@ impl Sampler {
             rates: network::Rates::default(),
             disks: disk::DiskReader::new(disk_timeout),
             host: None,
+            processes: None,
         })
     }
 
@@ -130,6 +138,14 @@ impl Sampler {
                 host
             }
         };
+        let processes = match self.processes {
+            Some((at, n)) if at.elapsed() < PROCESSES_REFRESH => n,
+            _ => {
+                let n = host::count_processes(&roots.procfs);
+                self.processes = Some((started, n));
+                n
+            }
+        };
         let mut snapshot = Snapshot {
             uptime: load::read_uptime(&roots.procfs),
             cpu: cpu::read(&self.sys),
@@ -140,7 +156,7 @@ impl Sampler {
             network: network::read(&roots.procfs, &self.config.network, &mut self.rates, started),
             temperatures: temperature::read(&roots.sysfs),
             host: Some(host),
-            processes: host::count_processes(&roots.procfs),
+            processes,
             own: Own::default(),
             taken_at_us: unix_micros(SystemTime::now()),
         };
