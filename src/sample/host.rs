@@ -1,15 +1,10 @@
 //! What the machine is (hostname, OS, kernel, architecture, board model) and how
 //! many processes run. Thin reads of small files; the parsing is pure.
 
+use super::read_trimmed;
 use std::path::Path;
 
 use crate::snapshot::Host;
-
-fn read_trimmed(path: &Path) -> Option<String> {
-    let s = std::fs::read_to_string(path).ok()?;
-    let s = s.trim_matches(|c: char| c.is_whitespace() || c == '\0');
-    (!s.is_empty()).then(|| s.to_owned())
-}
 
 /// `procfs` and `sysfs` as configured; `rootfs` is `/` except in tests.
 pub fn read(procfs: &Path, sysfs: &Path, rootfs: &Path) -> Host {

@@ -236,6 +236,14 @@ fn run(mut sampler: Sampler, latest: Weak<Latest>) {
     }
 }
 
+/// A small sysfs/procfs file's content without surrounding blanks or the NUL some
+/// (device-tree) files end with; `None` when unreadable or empty.
+pub(crate) fn read_trimmed(path: &std::path::Path) -> Option<String> {
+    let s = std::fs::read_to_string(path).ok()?;
+    let s = s.trim_matches(|c: char| c.is_whitespace() || c == '\0');
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
 /// Microseconds since the Unix epoch; clocks set before 1970 read as the epoch.
 pub fn unix_micros(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))

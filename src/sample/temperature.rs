@@ -10,6 +10,7 @@
 //! that merely mirrors a thermal zone (the kernel's thermal_hwmon, same name) is
 //! skipped, so no sensor is counted twice.
 
+use super::read_trimmed;
 use std::path::{Path, PathBuf};
 
 use crate::snapshot::Sensor;
@@ -42,12 +43,6 @@ fn sorted_entries(dir: &Path, prefix: &str) -> Vec<PathBuf> {
         .collect();
     v.sort_unstable();
     v.into_iter().map(|(_, p)| p).collect()
-}
-
-fn read_trimmed(path: &Path) -> Option<String> {
-    let s = std::fs::read_to_string(path).ok()?;
-    let s = s.trim_matches(|c: char| c.is_whitespace() || c == '\0');
-    (!s.is_empty()).then(|| s.to_owned())
 }
 
 fn read_milli(path: &Path) -> Option<i64> {
