@@ -6,8 +6,10 @@
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::access::{self, Allowlist};
 use crate::glob::GlobList;
 use crate::log::Level;
 use crate::sample::disk::{DiskFilter, DEFAULT_EXCLUDE_FS, DEFAULT_EXCLUDE_MOUNT};
@@ -37,6 +39,10 @@ pub struct Config {
     pub idle_timeout: Duration,
     pub disks: DiskFilter,
     pub log_level: Level,
+    pub allow: Allowlist,
+    /// Where the bearer token is; read by `main` (a bad file is a runtime failure).
+    pub token_file: Option<PathBuf>,
+    pub allow_hosts: Vec<String>,
 }
 
 /// What the command line asks for.
@@ -99,6 +105,24 @@ const OPTIONS: &[Opt] = &[
         help: "Mount points not listed as disks, comma-separated (* and ? wildcards); empty lists all.",
     },
     Opt { name: "log-level", value: "LEVEL", default: "info", help: "error, warn, info or debug." },
+    Opt {
+        name: "allow",
+        value: "LIST",
+        default: "lan",
+        help: "Source addresses that may connect, comma-separated: CIDRs or addresses (192.168.1.0/24, fd00::/8), lan (loopback, private, CGNAT, link-local and ULA ranges) or any. Others get 403.",
+    },
+    Opt {
+        name: "token-file",
+        value: "PATH",
+        default: "",
+        help: "Require 'Authorization: Bearer <token>' on /metrics, the token being the content of PATH (trimmed). /health stays open. Off by default.",
+    },
+    Opt {
+        name: "allow-host",
+        value: "NAMES",
+        default: "",
+        help: "With --token-file or --cors-origin, Host names accepted besides IP addresses, localhost and this machine's name, comma-separated; others get 421 (DNS-rebinding guard).",
+    },
 ];
 
 /// The environment variable for an option: `FLUXSTAT_MAX_CONNECTIONS` for `max-connections`.
@@ -219,6 +243,13 @@ pub fn parse(
     let log_level =
         Level::parse(&v).ok_or_else(|| ConfigError(format!("{src}: '{v}' is not one of error, warn, info, debug")))?;
 
+    let (v, src) = value("allow");
+    let allow = Allowlist::parse(&v).map_err(|e| ConfigError(format!("{src}: {e}")))?;
+    let (v, _) = value("token-file");
+    let token_file = (!v.is_empty()).then(|| PathBuf::from(v));
+    let (v, src) = value("allow-host");
+    let allow_hosts = access::parse_host_list(&v).map_err(|e| ConfigError(format!("{src}: {e}")))?;
+
     Ok(Action::Run(Box::new(Config {
         listen,
         interval,
@@ -228,6 +259,9 @@ pub fn parse(
         idle_timeout,
         disks,
         log_level,
+        allow,
+        token_file,
+        allow_hosts,
     })))
 }
 
@@ -311,6 +345,22 @@ mod tests {
         assert_eq!(c.cors_origin, None);
         assert_eq!(c.log_level, Level::Info);
         assert_eq!(c.disks, DiskFilter::default());
+        assert_eq!(c.allow, Allowlist::default());
+        assert_eq!((c.token_file, c.allow_hosts), (None, vec![]));
+    }
+
+    #[test]
+    fn access_options() {
+        let c = run(
+            &["--allow", "10.0.0.0/8, ::1", "--token-file", "/etc/fluxstat/token", "--allow-host=pi.example"],
+            &[("FLUXSTAT_ALLOW", "any")],
+        )
+        .expect("parses");
+        assert_eq!(c.allow, Allowlist::parse("10.0.0.0/8,::1").expect("list"));
+        assert_eq!(c.token_file, Some(PathBuf::from("/etc/fluxstat/token")));
+        assert_eq!(c.allow_hosts, ["pi.example"]);
+        let e = run(&[], &[("FLUXSTAT_ALLOW", "any"), ("FLUXSTAT_TOKEN_FILE", "/run/t")]).expect("parses");
+        assert_eq!((e.allow, e.token_file), (Allowlist::Any, Some(PathBuf::from("/run/t"))));
     }
 
     #[test]
@@ -352,6 +402,13 @@ mod tests {
             (&["--cors-origin", "http://a/path"], &[], "is not * or an origin"),
             (&["--request-timeout", "1ms"], &[], "shorter than 10ms"),
             (&["--log-level", "loud"], &[], "'loud' is not one of"),
+            (&["--allow", "10.0.0.0/33"], &[], "--allow: '10.0.0.0/33' is not an address or CIDR"),
+            (&["--allow", "lan,fe80::/129"], &[], "'fe80::/129' is not an address or CIDR"),
+            (&["--allow", "::ffff:10.0.0.0/129"], &[], "is not an address or CIDR"),
+            (&["--allow", ""], &[], "--allow: the list is empty"),
+            (&[], &[("FLUXSTAT_ALLOW", "192.168.1/24")], "FLUXSTAT_ALLOW: '192.168.1/24' is not"),
+            (&["--allow-host", "pi:8001"], &[], "--allow-host: 'pi:8001' is not a host name"),
+            (&["--token-file"], &[], "--token-file needs a value"),
         ];
         for (args, env, want) in table {
             match run(args, env) {

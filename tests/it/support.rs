@@ -25,6 +25,7 @@ pub fn settings() -> Settings {
         interval: Duration::from_secs(1),
         cors_origin: None,
         shutdown_grace: Duration::from_millis(1500),
+        access: Default::default(),
     }
 }
 
