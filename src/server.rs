@@ -388,7 +388,7 @@ fn admit(ex: &LocalExecutor<'static>, state: &Rc<State>, stream: Async<TcpStream
 /// 403 for a peer outside `--allow`: answered and closed without reading its
 /// request, and counted for the rate-limited log line.
 fn refuse(ex: &LocalExecutor<'static>, state: &Rc<State>, stream: Async<TcpStream>, peer: std::net::IpAddr) {
-    if let Some(report) = state.refusals.borrow_mut().record(Instant::now(), peer) {
+    if let Some(report) = state.refusals.borrow_mut().record(Instant::now(), peer.to_canonical()) {
         crate::warn!("{report}");
     }
     if state.lingering.get() < state.settings.max_connections {

@@ -4,4 +4,6 @@
 mod cli;
 mod http;
 mod metrics;
+
+mod security;
 mod support;

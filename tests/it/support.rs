@@ -70,6 +70,10 @@ impl TestServer {
 
     pub fn with_latest(latest: Arc<Latest>, settings: Settings) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        TestServer::with_listener(listener, latest, settings)
+    }
+
+    pub fn with_listener(listener: TcpListener, latest: Arc<Latest>, settings: Settings) -> TestServer {
         let addr = listener.local_addr().expect("local addr");
         let (stop, stop_rx) = UnixStream::pair().expect("socketpair");
         let stats = Arc::new(Stats::default());
