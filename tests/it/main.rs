@@ -4,6 +4,8 @@
 mod cli;
 mod http;
 mod metrics;
+mod process;
+mod robustness;
 
 mod security;
 mod support;

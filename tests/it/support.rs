@@ -232,6 +232,13 @@ impl Client {
     }
 }
 
+/// Serialises the tests that load the machine or measure time, CPU or memory,
+/// so that they neither disturb nor are disturbed by each other.
+pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    HEAVY.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Polls `cond` until it holds or `PATIENCE` runs out.
 pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + PATIENCE;
