@@ -2,10 +2,12 @@
 //! real parsing of what comes back.
 
 mod cli;
+#[path = "../../fuzz/checks.rs"]
+mod fuzz_checks;
+mod fuzz_corpus;
 mod http;
 mod metrics;
 mod process;
 mod robustness;
-
 mod security;
 mod support;
