@@ -94,6 +94,11 @@ pub fn cut(bytes: &[u8], seed: u8) -> Vec<&[u8]> {
 /// Sends `pieces` one write each, closes the sending side and returns every byte
 /// the server sent until it closed.
 pub fn talk(addr: SocketAddr, pieces: &[&[u8]]) -> Vec<u8> {
+    talk_paced(addr, pieces, Duration::ZERO)
+}
+
+/// `talk`, pausing between pieces so that the server reads them one by one.
+pub fn talk_paced(addr: SocketAddr, pieces: &[&[u8]], pause: Duration) -> Vec<u8> {
     let stream = TcpStream::connect(addr).expect("connect to the server");
     stream.set_nodelay(true).expect("nodelay");
     stream.set_read_timeout(Some(PATIENCE)).expect("read timeout");
@@ -106,6 +111,9 @@ pub fn talk(addr: SocketAddr, pieces: &[&[u8]]) -> Vec<u8> {
                 // The server may close first (after an error): nothing more to send.
                 if w.write_all(piece).is_err() {
                     return;
+                }
+                if !pause.is_zero() {
+                    std::thread::sleep(pause);
                 }
             }
             let _ = stream.shutdown(Shutdown::Write);

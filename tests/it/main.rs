@@ -8,6 +8,7 @@ mod fuzz_corpus;
 mod http;
 mod metrics;
 mod process;
+mod properties;
 mod robustness;
 mod security;
 mod support;
