@@ -11,4 +11,5 @@ mod process;
 mod properties;
 mod robustness;
 mod security;
+mod soak;
 mod support;

@@ -20,6 +20,18 @@ pub fn fd_count(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).expect("/proc/PID/fd").count()
 }
 
+/// The descriptors a process holds for good: the fewest seen over 100 ms, since
+/// the sampler opens /proc files for a moment every interval.
+pub fn steady_fd_count(pid: u32) -> usize {
+    (0..20)
+        .map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            fd_count(pid)
+        })
+        .min()
+        .unwrap_or(usize::MAX)
+}
+
 /// User plus system CPU time, in clock ticks.
 pub fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::cli::{fluxstat, Running};
-use crate::process::{clock_ticks_per_second, cpu_ticks, ensure_nofile, fd_count, rss_kib};
+use crate::process::{clock_ticks_per_second, cpu_ticks, ensure_nofile, fd_count, rss_kib, steady_fd_count};
 use crate::support::{heavy, settings, wait_for, Client, TestServer, PATIENCE};
 
 const GET_METRICS: &[u8] = b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n";
@@ -224,6 +224,7 @@ fn memory_per_connection_is_bounded() {
         Running::start(fluxstat().args(["--listen", "127.0.0.1:0", "--max-connections", "1100", "--interval", "1h"]));
     let addr = run.listening_addr();
     let pid = run.child.id();
+    let fds0 = steady_fd_count(pid);
     // Warm up: the shared buffers and the allocator's first arenas.
     for _ in 0..3 {
         let mut c = Client::connect(addr);
@@ -231,7 +232,8 @@ fn memory_per_connection_is_bounded() {
             assert_eq!(c.get("/metrics").status, 200);
         }
     }
-    let (fds0, rss0) = (fd_count(pid), rss_kib(pid));
+    wait_for("the warm-up connections to close", || fd_count(pid) <= fds0);
+    let rss0 = rss_kib(pid);
 
     // Idle keep-alive connections, each having been answered once.
     let mut idle = Vec::with_capacity(IDLE);
