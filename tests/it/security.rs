@@ -318,3 +318,14 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.path);
     }
 }
+
+#[test]
+fn help_lists_the_access_options() {
+    let out = fluxstat().arg("--help").output().expect("runs");
+    let help = String::from_utf8_lossy(&out.stdout);
+    for needle in
+        ["--allow LIST", "[default: lan]", "FLUXSTAT_ALLOW", "--token-file PATH", "FLUXSTAT_TOKEN_FILE", "--allow-host"]
+    {
+        assert!(help.contains(needle), "help lacks {needle}");
+    }
+}
