@@ -12,6 +12,10 @@
 //! (at most `MAX_HEAD`) or when the client does not read its responses (at most
 //! `OUT_FLUSH` plus one response).
 //!
+//! Access is settled early: a peer outside the source allowlist gets 403 when its
+//! connection is accepted, before a byte is read, and takes no connection slot;
+//! the token and Host checks (`http::refusal`) run on each parsed head.
+//!
 //! Timeouts are enforced by one sweeper task that walks the connection table,
 //! rather than a timer per request: each connection records its phase and since
 //! when it is in it, and the sweeper kills those that overstayed.
