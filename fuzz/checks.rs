@@ -16,7 +16,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use fluxstat::access::Access;
+use fluxstat::access::{Access, Hosts, Token};
 use fluxstat::http::{self, Parse, MAX_HEAD};
 use fluxstat::published::{Latest, Published};
 use fluxstat::server::{self, Settings, Stats};
@@ -57,10 +57,11 @@ fn prefixes(len: usize) -> Vec<usize> {
     ks
 }
 
-/// The first byte seeds how the rest is cut into pieces.
+/// The first byte seeds how the rest is cut into pieces, and its top bit picks a
+/// server that requires the token `abc` and checks `Host` (allowing `pi.lan`).
 pub fn exchange(data: &[u8]) {
     let Some((&seed, stream)) = data.split_first() else { return };
-    let addr = server();
+    let addr = if seed & 0x80 == 0 { server() } else { guarded_server() };
     let whole = without_dates(&talk(addr, &[stream]));
     let pieces = cut(stream, seed);
     let split = without_dates(&talk(addr, &pieces));
@@ -156,24 +157,35 @@ pub fn without_dates(bytes: &[u8]) -> Vec<u8> {
 /// that stays fresh.
 pub fn server() -> SocketAddr {
     static ADDR: OnceLock<SocketAddr> = OnceLock::new();
+    *ADDR.get_or_init(|| start(Access::default()))
+}
+
+/// Like `server`, with a bearer token and the Host check on.
+pub fn guarded_server() -> SocketAddr {
+    static ADDR: OnceLock<SocketAddr> = OnceLock::new();
     *ADDR.get_or_init(|| {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("local addr");
-        let snapshot = Snapshot { uptime: None, cpu: None, memory: None, disks: None, taken_at_us: 0 };
-        let latest = Arc::new(Latest::new(Published::new(&snapshot, 1, Instant::now())));
-        let settings = Settings {
-            max_connections: 1024,
-            request_timeout: PATIENCE,
-            idle_timeout: PATIENCE,
-            interval: Duration::from_secs(3600),
-            cors_origin: None,
-            shutdown_grace: Duration::from_millis(100),
-            access: Access::default(),
-        };
-        std::thread::spawn(move || {
-            let stats = Arc::new(Stats::default());
-            server::run(vec![listener], latest, settings, stats, std::future::pending())
-        });
-        addr
+        let token = Token::new(b"abc").expect("a valid token");
+        start(Access { token: Some(token), hosts: Some(Hosts::new(&["pi.lan".into()], None)), ..Access::default() })
     })
+}
+
+fn start(access: Access) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local addr");
+    let snapshot = Snapshot { uptime: None, cpu: None, memory: None, disks: None, taken_at_us: 0 };
+    let latest = Arc::new(Latest::new(Published::new(&snapshot, 1, Instant::now())));
+    let settings = Settings {
+        max_connections: 1024,
+        request_timeout: PATIENCE,
+        idle_timeout: PATIENCE,
+        interval: Duration::from_secs(3600),
+        cors_origin: None,
+        shutdown_grace: Duration::from_millis(100),
+        access,
+    };
+    std::thread::spawn(move || {
+        let stats = Arc::new(Stats::default());
+        server::run(vec![listener], latest, settings, stats, std::future::pending())
+    });
+    addr
 }
