@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::access::{self, Allowlist};
 use crate::glob::GlobList;
 use crate::log::Level;
 use crate::sample::disk::{DiskFilter, DEFAULT_EXCLUDE_FS, DEFAULT_EXCLUDE_MOUNT};
@@ -42,6 +43,10 @@ pub struct Config {
     pub procfs: PathBuf,
     pub sysfs: PathBuf,
     pub log_level: Level,
+    pub allow: Allowlist,
+    /// Where the bearer token is; read by `main` (a bad file is a runtime failure).
+    pub token_file: Option<PathBuf>,
+    pub allow_hosts: Vec<String>,
 }
 
 /// What the command line asks for.
@@ -123,6 +128,24 @@ const OPTIONS: &[Opt] = &[
     },
     Opt { name: "sysfs", value: "PATH", default: "/sys", help: "Where sysfs is mounted." },
     Opt { name: "log-level", value: "LEVEL", default: "info", help: "error, warn, info or debug." },
+    Opt {
+        name: "allow",
+        value: "LIST",
+        default: "lan",
+        help: "Source addresses that may connect, comma-separated: CIDRs or addresses (192.168.1.0/24, fd00::/8), lan (loopback, private, CGNAT, link-local and ULA ranges) or any. Others get 403.",
+    },
+    Opt {
+        name: "token-file",
+        value: "PATH",
+        default: "",
+        help: "Require 'Authorization: Bearer <token>' on /metrics, the token being the content of PATH (trimmed). /health stays open. Off by default.",
+    },
+    Opt {
+        name: "allow-host",
+        value: "NAMES",
+        default: "",
+        help: "With --token-file or --cors-origin, Host names accepted besides IP addresses, localhost and this machine's name, comma-separated; others get 421 (DNS-rebinding guard).",
+    },
 ];
 
 /// The environment variable for an option: `FLUXSTAT_MAX_CONNECTIONS` for `max-connections`.
@@ -259,6 +282,13 @@ pub fn parse(
     let log_level =
         Level::parse(&v).ok_or_else(|| ConfigError(format!("{src}: '{v}' is not one of error, warn, info, debug")))?;
 
+    let (v, src) = value("allow");
+    let allow = Allowlist::parse(&v).map_err(|e| ConfigError(format!("{src}: {e}")))?;
+    let (v, _) = value("token-file");
+    let token_file = (!v.is_empty()).then(|| PathBuf::from(v));
+    let (v, src) = value("allow-host");
+    let allow_hosts = access::parse_host_list(&v).map_err(|e| ConfigError(format!("{src}: {e}")))?;
+
     Ok(Action::Run(Box::new(Config {
         listen,
         interval,
@@ -271,6 +301,9 @@ pub fn parse(
         procfs,
         sysfs,
         log_level,
+        allow,
+        token_file,
+        allow_hosts,
     })))
 }
 
@@ -356,6 +389,22 @@ mod tests {
         assert_eq!(c.disks, DiskFilter::default());
         assert_eq!(c.network, NetFilter::default());
         assert_eq!((c.procfs.to_str(), c.sysfs.to_str()), (Some("/proc"), Some("/sys")));
+        assert_eq!(c.allow, Allowlist::default());
+        assert_eq!((c.token_file, c.allow_hosts), (None, vec![]));
+    }
+
+    #[test]
+    fn access_options() {
+        let c = run(
+            &["--allow", "10.0.0.0/8, ::1", "--token-file", "/etc/fluxstat/token", "--allow-host=pi.example"],
+            &[("FLUXSTAT_ALLOW", "any")],
+        )
+        .expect("parses");
+        assert_eq!(c.allow, Allowlist::parse("10.0.0.0/8,::1").expect("list"));
+        assert_eq!(c.token_file, Some(PathBuf::from("/etc/fluxstat/token")));
+        assert_eq!(c.allow_hosts, ["pi.example"]);
+        let e = run(&[], &[("FLUXSTAT_ALLOW", "any"), ("FLUXSTAT_TOKEN_FILE", "/run/t")]).expect("parses");
+        assert_eq!((e.allow, e.token_file), (Allowlist::Any, Some(PathBuf::from("/run/t"))));
     }
 
     #[test]
@@ -399,6 +448,13 @@ mod tests {
             (&["--log-level", "loud"], &[], "'loud' is not one of"),
             (&["--procfs", "/nonexistent/proc"], &[], "--procfs: '/nonexistent/proc' is not a directory"),
             (&[], &[("FLUXSTAT_SYSFS", "/nonexistent")], "FLUXSTAT_SYSFS: '/nonexistent' is not a directory"),
+            (&["--allow", "10.0.0.0/33"], &[], "--allow: '10.0.0.0/33' is not an address or CIDR"),
+            (&["--allow", "lan,fe80::/129"], &[], "'fe80::/129' is not an address or CIDR"),
+            (&["--allow", "::ffff:10.0.0.0/129"], &[], "is not an address or CIDR"),
+            (&["--allow", ""], &[], "--allow: the list is empty"),
+            (&[], &[("FLUXSTAT_ALLOW", "192.168.1/24")], "FLUXSTAT_ALLOW: '192.168.1/24' is not"),
+            (&["--allow-host", "pi:8001"], &[], "--allow-host: 'pi:8001' is not a host name"),
+            (&["--token-file"], &[], "--token-file needs a value"),
         ];
         for (args, env, want) in table {
             match run(args, env) {

@@ -8,6 +8,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::access::Access;
+
 /// A request head larger than this is refused with 431 (SPEC §3).
 pub const MAX_HEAD: usize = 8 * 1024;
 /// More header lines than this is refused with 431 (SPEC §3).
@@ -27,6 +29,9 @@ pub enum Status {
     HeadersTooLarge,
     ServiceUnavailable,
     VersionNotSupported,
+    Unauthorized,
+    Forbidden,
+    MisdirectedRequest,
 }
 
 impl Status {
@@ -43,6 +48,9 @@ impl Status {
             Status::HeadersTooLarge => 431,
             Status::ServiceUnavailable => 503,
             Status::VersionNotSupported => 505,
+            Status::Unauthorized => 401,
+            Status::Forbidden => 403,
+            Status::MisdirectedRequest => 421,
         }
     }
 
@@ -59,6 +67,9 @@ impl Status {
             Status::HeadersTooLarge => b"HTTP/1.1 431 Request Header Fields Too Large\r\n",
             Status::ServiceUnavailable => b"HTTP/1.1 503 Service Unavailable\r\n",
             Status::VersionNotSupported => b"HTTP/1.1 505 HTTP Version Not Supported\r\n",
+            Status::Unauthorized => b"HTTP/1.1 401 Unauthorized\r\n",
+            Status::Forbidden => b"HTTP/1.1 403 Forbidden\r\n",
+            Status::MisdirectedRequest => b"HTTP/1.1 421 Misdirected Request\r\n",
         }
     }
 
@@ -76,12 +87,15 @@ impl Status {
             Status::HeadersTooLarge => "Request header fields too large",
             Status::ServiceUnavailable => "Too many connections",
             Status::VersionNotSupported => "HTTP version not supported",
+            Status::Unauthorized => "Unauthorized",
+            Status::Forbidden => "Forbidden",
+            Status::MisdirectedRequest => "Host not allowed",
         }
     }
 }
 
 /// Errors fluxstat answers with a JSON body (and then closes, except 404/405).
-pub const ERROR_STATUSES: [Status; 8] = [
+pub const ERROR_STATUSES: [Status; 11] = [
     Status::BadRequest,
     Status::NotFound,
     Status::MethodNotAllowed,
@@ -90,6 +104,9 @@ pub const ERROR_STATUSES: [Status; 8] = [
     Status::HeadersTooLarge,
     Status::ServiceUnavailable,
     Status::VersionNotSupported,
+    Status::Unauthorized,
+    Status::Forbidden,
+    Status::MisdirectedRequest,
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +136,10 @@ pub struct Request<'b> {
     /// HTTP/1.0, which needs an explicit `Connection: keep-alive` in the answer.
     pub http10: bool,
     pub if_none_match: Option<&'b [u8]>,
+    /// The `Host` value, for the DNS-rebinding check.
+    pub host: Option<&'b [u8]>,
+    /// The credentials of `Authorization: Bearer <token>`.
+    pub bearer: Option<&'b [u8]>,
 }
 
 /// The outcome of looking at the start of a connection's buffer.
@@ -159,10 +180,17 @@ pub fn parse(buf: &[u8]) -> Parse<'_> {
     let mut hosts = 0;
     let mut content_length: Option<&[u8]> = None;
     let mut if_none_match = None;
+    let mut host = None;
+    let mut authorizations = 0;
+    let mut bearer = None;
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
         if name.eq_ignore_ascii_case(b"host") {
             hosts += 1;
+            host = Some(h.value);
+        } else if name.eq_ignore_ascii_case(b"authorization") {
+            authorizations += 1;
+            bearer = bearer_credentials(h.value);
         } else if name.eq_ignore_ascii_case(b"connection") {
             for token in h.value.split(|&c| c == b',').map(trim) {
                 if token.eq_ignore_ascii_case(b"close") {
@@ -192,11 +220,44 @@ pub fn parse(buf: &[u8]) -> Parse<'_> {
     if hosts > 1 || (hosts == 0 && !http10) {
         return Parse::Invalid(Status::BadRequest);
     }
+    // RFC 9110 §11.6.2 allows one set of credentials: two are ambiguous.
+    if authorizations > 1 {
+        return Parse::Invalid(Status::BadRequest);
+    }
     // fluxstat takes no request bodies; reading past one would desynchronise.
     if content_length.is_some_and(|v| v.iter().any(|&d| d != b'0')) {
         return Parse::Invalid(Status::ContentTooLarge);
     }
-    Parse::Complete(Request { method, route, keep_alive, http10, if_none_match }, len)
+    Parse::Complete(Request { method, route, keep_alive, http10, if_none_match, host, bearer }, len)
+}
+
+/// The token of `Bearer <token>` (RFC 6750 §2.1; the scheme is case-insensitive).
+fn bearer_credentials(value: &[u8]) -> Option<&[u8]> {
+    let value = trim(value);
+    let split = value.iter().position(|&c| c == b' ' || c == b'\t')?;
+    let (scheme, rest) = value.split_at(split);
+    let token = trim(rest);
+    (scheme.eq_ignore_ascii_case(b"bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Whether the access policy refuses a parsed request, and with which status:
+/// 421 for a `Host` that is not this server (DNS rebinding; on only when a token
+/// or CORS is configured), 401 for `GET`/`HEAD /metrics` without the right token.
+/// `/health` needs no token: probes must reach it, and it reveals only freshness.
+pub fn refusal(req: &Request<'_>, access: &Access) -> Option<Status> {
+    if let Some(hosts) = &access.hosts {
+        // Browsers always send Host, so its absence (HTTP/1.0) is no rebinding.
+        if !req.host.is_none_or(|h| hosts.allows(h)) {
+            return Some(Status::MisdirectedRequest);
+        }
+    }
+    if let Some(token) = &access.token {
+        let guarded = req.route == Route::Metrics && matches!(req.method, Method::Get | Method::Head);
+        if guarded && !req.bearer.is_some_and(|b| token.matches(b)) {
+            return Some(Status::Unauthorized);
+        }
+    }
+    None
 }
 
 fn route(target: &str) -> Route {
@@ -368,9 +429,11 @@ pub fn write(
 pub const ALLOW: &[u8] = b"Allow: GET, HEAD, OPTIONS\r\n";
 /// Extra headers of an OPTIONS answer when CORS is on (the preflight).
 pub const PREFLIGHT: &[u8] = b"Access-Control-Allow-Methods: GET, HEAD, OPTIONS\r\n\
-Access-Control-Allow-Headers: If-None-Match, Cache-Control\r\nAccess-Control-Max-Age: 86400\r\n";
+Access-Control-Allow-Headers: Authorization, If-None-Match, Cache-Control\r\nAccess-Control-Max-Age: 86400\r\n";
 /// Extra header of the 503 sent when every connection slot is busy.
 pub const RETRY_AFTER: &[u8] = b"Retry-After: 1\r\n";
+/// Extra header of the 401 sent without the right bearer token (RFC 6750 §3).
+pub const WWW_AUTHENTICATE: &[u8] = b"WWW-Authenticate: Bearer\r\n";
 
 /// The IMF-fixdate of the `Date` header, re-rendered at most once a second.
 #[derive(Debug, Default)]
@@ -421,7 +484,8 @@ mod tests {
     }
 
     fn get(route: Route, keep_alive: bool, http10: bool) -> Request<'static> {
-        Request { method: Method::Get, route, keep_alive, http10, if_none_match: None }
+        let host: Option<&'static [u8]> = if http10 { None } else { Some(b"a") };
+        Request { method: Method::Get, route, keep_alive, http10, if_none_match: None, host, bearer: None }
     }
 
     #[test]
@@ -474,6 +538,80 @@ mod tests {
             b"POST /metrics HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
             Parse::Invalid(Status::BadRequest),
         );
+    }
+
+    #[test]
+    fn authorization_table() {
+        let bearer = |header: &str| -> Result<Option<Vec<u8>>, Status> {
+            let req = format!("GET /metrics HTTP/1.1\r\nHost: a\r\n{header}\r\n");
+            match parse(req.as_bytes()) {
+                Parse::Complete(r, _) => Ok(r.bearer.map(<[u8]>::to_vec)),
+                Parse::Invalid(s) => Err(s),
+                Parse::Partial => panic!("partial: {header:?}"),
+            }
+        };
+        type Want<'a> = Result<Option<&'a [u8]>, Status>;
+        let table: &[(&str, Want<'_>)] = &[
+            ("", Ok(None)),
+            ("Authorization: Bearer abc\r\n", Ok(Some(b"abc"))),
+            ("authorization: bearer abc\r\n", Ok(Some(b"abc"))),
+            ("Authorization: BEARER   a.b-c_d~+/=  \r\n", Ok(Some(b"a.b-c_d~+/="))),
+            ("Authorization: Bearer\tabc\r\n", Ok(Some(b"abc"))),
+            ("Authorization: Bearer\r\n", Ok(None)),
+            ("Authorization: Bearer \r\n", Ok(None)),
+            ("Authorization: Basic YTpi\r\n", Ok(None)),
+            ("Authorization: Bearerabc\r\n", Ok(None)),
+            ("Authorization: Bearer a\r\nAuthorization: Bearer a\r\n", Err(Status::BadRequest)),
+        ];
+        for (header, want) in table {
+            assert_eq!(bearer(header), want.map(|o| o.map(<[u8]>::to_vec)), "{header:?}");
+        }
+    }
+
+    #[test]
+    fn refusal_table() {
+        use crate::access::{Hosts, Token};
+        let token = Token::new(b"t0k").expect("token");
+        let open = Access::default();
+        let guarded =
+            Access { token: Some(token.clone()), hosts: Some(Hosts::new(&[], Some("pi"))), ..Access::default() };
+        let hosts_only = Access { hosts: Some(Hosts::new(&[], None)), ..Access::default() };
+        // (policy, request, refusal)
+        let table: &[(&Access, &str, Option<Status>)] = &[
+            (&open, "GET /metrics HTTP/1.1\r\nHost: evil.example\r\n\r\n", None),
+            (&guarded, "GET /metrics HTTP/1.1\r\nHost: pi\r\nAuthorization: Bearer t0k\r\n\r\n", None),
+            (&guarded, "HEAD /metrics HTTP/1.1\r\nHost: pi\r\nAuthorization: Bearer t0k\r\n\r\n", None),
+            (&guarded, "GET /metrics HTTP/1.1\r\nHost: pi\r\n\r\n", Some(Status::Unauthorized)),
+            (&guarded, "HEAD /metrics HTTP/1.1\r\nHost: pi\r\n\r\n", Some(Status::Unauthorized)),
+            (
+                &guarded,
+                "GET /metrics?x HTTP/1.1\r\nHost: pi\r\nAuthorization: Bearer t0K\r\n\r\n",
+                Some(Status::Unauthorized),
+            ),
+            (
+                &guarded,
+                "GET /metrics HTTP/1.1\r\nHost: pi\r\nAuthorization: Basic dDBr\r\n\r\n",
+                Some(Status::Unauthorized),
+            ),
+            (&guarded, "GET /health HTTP/1.1\r\nHost: pi\r\n\r\n", None),
+            (&guarded, "OPTIONS /metrics HTTP/1.1\r\nHost: pi\r\n\r\n", None),
+            (&guarded, "GET /nope HTTP/1.1\r\nHost: 10.0.0.1:8001\r\n\r\n", None),
+            (&guarded, "GET /metrics HTTP/1.0\r\nAuthorization: Bearer t0k\r\n\r\n", None),
+            (
+                &guarded,
+                "GET /metrics HTTP/1.1\r\nHost: evil.example\r\nAuthorization: Bearer t0k\r\n\r\n",
+                Some(Status::MisdirectedRequest),
+            ),
+            (&guarded, "GET /health HTTP/1.1\r\nHost: evil.example\r\n\r\n", Some(Status::MisdirectedRequest)),
+            (&hosts_only, "GET /metrics HTTP/1.1\r\nHost: [::1]:8001\r\n\r\n", None),
+            (&hosts_only, "GET /metrics HTTP/1.1\r\nHost: rebind.evil\r\n\r\n", Some(Status::MisdirectedRequest)),
+        ];
+        for &(access, req, want) in table {
+            match parse(req.as_bytes()) {
+                Parse::Complete(r, _) => assert_eq!(refusal(&r, access), want, "{req:?}"),
+                other => panic!("{req:?}: {other:?}"),
+            }
+        }
     }
 
     #[test]

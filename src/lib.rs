@@ -6,6 +6,7 @@
 
 pub mod log;
 
+pub mod access;
 pub mod config;
 pub mod glob;
 pub mod http;

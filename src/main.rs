@@ -9,6 +9,7 @@ use std::time::Duration;
 use async_signal::{Signal, Signals};
 use futures_lite::StreamExt;
 
+use fluxstat::access::{self, Access, Allowlist, Hosts};
 use fluxstat::config::{self, Action, Config};
 use fluxstat::sample::{self, Roots, SamplerConfig};
 use fluxstat::server::{self, Settings, Stats};
@@ -47,6 +48,7 @@ fn run(config: Config) -> Result<(), String> {
     for var in config::unknown_env_vars(std::env::vars().map(|(k, _)| k)) {
         warn!("ignoring {var}: no such option (see --help)");
     }
+    let access = access(&config)?;
     // Registered first, so a signal during start-up is not lost.
     let mut signals = Signals::new([Signal::Term, Signal::Int]).map_err(|e| format!("cannot handle signals: {e}"))?;
 
@@ -74,6 +76,7 @@ fn run(config: Config) -> Result<(), String> {
         interval: config.interval,
         cors_origin: config.cors_origin,
         shutdown_grace: SHUTDOWN_GRACE,
+        access,
     };
     let shutdown = async move {
         if let Some(Ok(signal)) = signals.next().await {
@@ -83,4 +86,22 @@ fn run(config: Config) -> Result<(), String> {
     server::run(listeners, latest, settings, stats, shutdown).map_err(|e| format!("server failed: {e}"))?;
     info!("stopped");
     Ok(())
+}
+
+/// The access policy: reads the token file (a failure is a runtime error, exit 1)
+/// and turns the Host check on when a token or CORS makes it matter.
+fn access(config: &Config) -> Result<Access, String> {
+    let token = config.token_file.as_deref().map(access::read_token).transpose()?;
+    let guarded = token.is_some() || config.cors_origin.is_some();
+    if !guarded && !config.allow_hosts.is_empty() {
+        warn!("--allow-host has no effect without --token-file or --cors-origin");
+    }
+    let hosts = guarded.then(|| Hosts::new(&config.allow_hosts, access::hostname().as_deref()));
+    if config.allow == Allowlist::Any {
+        info!("--allow any: connections are accepted from every address");
+    }
+    if token.is_some() {
+        info!("/metrics requires a bearer token");
+    }
+    Ok(Access { allow: config.allow.clone(), token, hosts })
 }

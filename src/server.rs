@@ -12,6 +12,10 @@
 //! (at most `MAX_HEAD`) or when the client does not read its responses (at most
 //! `OUT_FLUSH` plus one response).
 //!
+//! Access is settled early: a peer outside the source allowlist gets 403 when its
+//! connection is accepted, before a byte is read, and takes no connection slot;
+//! the token and Host checks (`http::refusal`) run on each parsed head.
+//!
 //! Timeouts are enforced by one sweeper task that walks the connection table,
 //! rather than a timer per request: each connection records its phase and since
 //! when it is in it, and the sweeper kills those that overstayed.
@@ -31,6 +35,7 @@ use async_io::{Async, Timer};
 use futures_lite::StreamExt;
 use slab::Slab;
 
+use crate::access::{Access, Refusals, REFUSAL_LOG_WINDOW};
 use crate::http::{self, Body, Conn, Entity, Method, Parse, Request, Route, Status, MAX_HEAD};
 use crate::published::{Latest, Published};
 
@@ -59,6 +64,8 @@ pub struct Settings {
     pub cors_origin: Option<String>,
     /// Longest a graceful shutdown waits for responses in flight.
     pub shutdown_grace: Duration,
+    /// Source allowlist, bearer token and Host check.
+    pub access: Access,
 }
 
 /// Counters readable from other threads (tests, and the document's own figures).
@@ -115,6 +122,7 @@ struct State {
     lingering: Cell<usize>,
     shutting_down: Cell<bool>,
     last_accept_warning: Cell<Option<Instant>>,
+    refusals: RefCell<Refusals>,
     /// Shared by all connections; never borrowed across an await.
     scratch_in: RefCell<Vec<u8>>,
     scratch_out: RefCell<Vec<u8>>,
@@ -133,6 +141,7 @@ impl State {
             lingering: Cell::new(0),
             shutting_down: Cell::new(false),
             last_accept_warning: Cell::new(None),
+            refusals: RefCell::new(Refusals::new(REFUSAL_LOG_WINDOW)),
             scratch_in: RefCell::new(vec![0; MAX_HEAD]),
             scratch_out: RefCell::new(Vec::with_capacity(OUT_FLUSH * 2)),
             stats,
@@ -157,6 +166,14 @@ impl State {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let conn = if self.shutting_down.get() { Conn::Close } else { Conn::of(req) };
         let body = if req.method == Method::Head { Body::HeadersOnly } else { Body::Full };
+        if let Some(status) = http::refusal(req, &self.settings.access) {
+            // A client may retry with a token; a request for a foreign host name is
+            // hostile (DNS rebinding), so that connection ends.
+            let (extra, conn) =
+                if status == Status::Unauthorized { (http::WWW_AUTHENTICATE, conn) } else { (&b""[..], Conn::Close) };
+            self.write(out, status, self.error(status), body, extra, conn);
+            return conn;
+        }
         match (req.route, req.method) {
             (Route::Unknown, _) | (Route::Server, Method::Get | Method::Head) => {
                 self.write(out, Status::NotFound, self.error(Status::NotFound), body, b"", conn);
@@ -330,7 +347,9 @@ async fn killable<F: Future<Output = io::Result<()>>>(ctl: &Ctl, fut: F) -> Resu
 async fn accept_loop(ex: Rc<LocalExecutor<'static>>, state: Rc<State>, listener: Async<TcpListener>) {
     loop {
         match listener.accept().await {
-            Ok((stream, _peer)) => admit(&ex, &state, stream),
+            // Once per connection, before reading a byte of it.
+            Ok((stream, peer)) if state.settings.access.allow.allows(peer.ip()) => admit(&ex, &state, stream),
+            Ok((stream, peer)) => refuse(&ex, &state, stream, peer.ip()),
             Err(e) => {
                 state.accept_failed(&e);
                 Timer::after(ACCEPT_BACKOFF).await;
@@ -346,7 +365,7 @@ fn admit(ex: &LocalExecutor<'static>, state: &Rc<State>, stream: Async<TcpStream
     if full && !state.displace_one() {
         if state.lingering.get() < state.settings.max_connections {
             state.lingering.set(state.lingering.get() + 1);
-            ex.spawn(reject(Rc::clone(state), stream)).detach();
+            ex.spawn(reject(Rc::clone(state), stream, Status::ServiceUnavailable, http::RETRY_AFTER)).detach();
         }
         return;
     }
@@ -373,13 +392,27 @@ fn admit(ex: &LocalExecutor<'static>, state: &Rc<State>, stream: Async<TcpStream
     .detach();
 }
 
-/// 503 with Retry-After for a connection that found every slot mid-response.
-async fn reject(state: Rc<State>, stream: Async<TcpStream>) {
+/// 403 for a peer outside `--allow`: answered and closed without reading its
+/// request, and counted for the rate-limited log line.
+fn refuse(ex: &LocalExecutor<'static>, state: &Rc<State>, stream: Async<TcpStream>, peer: std::net::IpAddr) {
+    if let Some(report) = state.refusals.borrow_mut().record(Instant::now(), peer.to_canonical()) {
+        crate::warn!("{report}");
+    }
+    if state.lingering.get() < state.settings.max_connections {
+        state.lingering.set(state.lingering.get() + 1);
+        ex.spawn(reject(Rc::clone(state), stream, Status::Forbidden, b"")).detach();
+    }
+}
+
+/// Answers a connection that is not served with `status` and closes it: 503 with
+/// Retry-After when every slot is mid-response, 403 outside the allowlist.
+async fn reject(state: Rc<State>, stream: Async<TcpStream>, status: Status, extra: &'static [u8]) {
     let mut out = Vec::new();
-    state.write_error(&mut out, Status::ServiceUnavailable, http::RETRY_AFTER, Conn::Close);
+    state.write_error(&mut out, status, extra, Conn::Close);
     let deadline = Timer::after(LINGER);
     let send = async {
         let _ = write_all(&stream, &mut out).await;
+        let _ = stream.get_ref().shutdown(Shutdown::Write);
         linger(&stream).await;
     };
     futures_lite::future::or(send, async {
@@ -609,6 +642,9 @@ async fn sweep_loop(state: Rc<State>) {
     let mut ticks = Timer::interval(tick);
     while ticks.next().await.is_some() {
         let now = Instant::now();
+        if let Some(report) = state.refusals.borrow_mut().flush(now) {
+            crate::warn!("{report}");
+        }
         for (_, ctl) in state.conns.borrow().iter() {
             if now.duration_since(ctl.since.get()) >= ctl.limit(s) {
                 ctl.kill(Kill::Timeout);

@@ -4,8 +4,9 @@
 //! Every family is an `Option`: a family that could not be read is `None` and
 //! becomes `null` in the document, while the others are still served.
 
-/// One complete sample, as published to the responder.
-#[derive(Debug, Clone, PartialEq)]
+/// One complete sample, as published to the responder. `Default` is a sample in
+/// which nothing could be read.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
     /// Whole seconds since boot.
     pub uptime: Option<u64>,

@@ -8,21 +8,21 @@ use std::time::{Duration, Instant};
 
 use crate::support::{as_f64, as_u64, at, Client, PATIENCE};
 
-fn fluxstat() -> Command {
+pub fn fluxstat() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_fluxstat"));
     cmd.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
     cmd
 }
 
 /// A running binary whose stderr lines are collected by a thread.
-struct Running {
-    child: Child,
+pub struct Running {
+    pub child: Child,
     lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
+    pub seen: Vec<String>,
 }
 
 impl Running {
-    fn start(cmd: &mut Command) -> Running {
+    pub fn start(cmd: &mut Command) -> Running {
         let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn fluxstat");
         let stderr = child.stderr.take().expect("stderr");
         let (tx, lines) = mpsc::channel();
@@ -37,7 +37,7 @@ impl Running {
     }
 
     /// Waits for a stderr line containing `needle` and returns it.
-    fn line_with(&mut self, needle: &str) -> String {
+    pub fn line_with(&mut self, needle: &str) -> String {
         let deadline = Instant::now() + PATIENCE;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -53,17 +53,17 @@ impl Running {
         }
     }
 
-    fn listening_addr(&mut self) -> SocketAddr {
+    pub fn listening_addr(&mut self) -> SocketAddr {
         let line = self.line_with("listening on ");
         line.rsplit("listening on ").next().and_then(|a| a.trim().parse().ok()).expect("address in the log line")
     }
 
-    fn signal(&self, name: &str) {
+    pub fn signal(&self, name: &str) {
         let status = Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status();
         assert!(status.expect("kill runs").success());
     }
 
-    fn wait_exit(&mut self) -> (i32, Duration) {
+    pub fn wait_exit(&mut self) -> (i32, Duration) {
         let started = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
@@ -72,6 +72,16 @@ impl Running {
             assert!(started.elapsed() < PATIENCE, "fluxstat did not exit");
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+}
+
+impl Running {
+    /// Every stderr line, once the process has exited and its stderr closed.
+    pub fn all_lines(&mut self) -> Vec<String> {
+        while let Ok(line) = self.lines.recv_timeout(PATIENCE) {
+            self.seen.push(line);
+        }
+        self.seen.clone()
     }
 }
 

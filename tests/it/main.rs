@@ -3,6 +3,14 @@
 
 mod cli;
 mod fixtures;
+#[path = "../../fuzz/checks.rs"]
+mod fuzz_checks;
+mod fuzz_corpus;
 mod http;
 mod metrics;
+mod process;
+mod properties;
+mod robustness;
+mod security;
+mod soak;
 mod support;

@@ -27,6 +27,7 @@ pub fn settings() -> Settings {
         interval: Duration::from_secs(1),
         cors_origin: None,
         shutdown_grace: Duration::from_millis(1500),
+        access: Default::default(),
     }
 }
 
@@ -115,6 +116,14 @@ impl TestServer {
 
     fn start(latest: Arc<Latest>, settings: Settings, stats: Arc<Stats>) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        TestServer::serve(listener, latest, settings, stats)
+    }
+
+    pub fn with_listener(listener: TcpListener, latest: Arc<Latest>, settings: Settings) -> TestServer {
+        TestServer::serve(listener, latest, settings, Arc::default())
+    }
+
+    fn serve(listener: TcpListener, latest: Arc<Latest>, settings: Settings, stats: Arc<Stats>) -> TestServer {
         let addr = listener.local_addr().expect("local addr");
         let (stop, stop_rx) = UnixStream::pair().expect("socketpair");
         let (l, s) = (Arc::clone(&latest), Arc::clone(&stats));
@@ -270,6 +279,13 @@ impl Client {
         assert_eq!(self.fill(), 0, "expected the server to close, got {:?}", String::from_utf8_lossy(&self.buf));
         assert!(self.buf.is_empty(), "unexpected bytes: {:?}", String::from_utf8_lossy(&self.buf));
     }
+}
+
+/// Serialises the tests that load the machine or measure time, CPU or memory,
+/// so that they neither disturb nor are disturbed by each other.
+pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    HEAVY.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Polls `cond` until it holds or `PATIENCE` runs out.

@@ -1,0 +1,290 @@
+//! Issue 6, keeps serving: slow clients, a full descriptor table, SIGTERM under
+//! load, and the per-connection memory bound, over real sockets on 127.0.0.1.
+//! Each test prints the figure it measures.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::cli::{fluxstat, Running};
+use crate::process::{clock_ticks_per_second, cpu_ticks, ensure_nofile, fd_count, rss_kib, steady_fd_count};
+use crate::support::{heavy, settings, wait_for, Client, TestServer, PATIENCE};
+
+const GET_METRICS: &[u8] = b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n";
+
+/// Connect, `GET /metrics`, read the whole answer: the latency a poller sees.
+fn timed_get(addr: SocketAddr) -> Duration {
+    let started = Instant::now();
+    let r = Client::connect(addr).get("/metrics");
+    let took = started.elapsed();
+    assert_eq!(r.status, 200);
+    took
+}
+
+#[test]
+fn slow_clients_do_not_delay_a_fresh_one_and_are_closed_at_the_request_timeout() {
+    let _heavy = heavy();
+    const SLOW: usize = 500;
+    ensure_nofile(4 * SLOW as u64);
+    let mut s = settings();
+    s.max_connections = 600;
+    s.request_timeout = Duration::from_secs(3);
+    let server = TestServer::fixed(s);
+    let mut slow: Vec<TcpStream> = (0..SLOW)
+        .map(|_| {
+            let c = TcpStream::connect(server.addr).expect("connect");
+            c.set_nodelay(true).expect("nodelay");
+            c
+        })
+        .collect();
+    wait_for("500 slow connections", || server.stats.open.load(Ordering::Relaxed) == SLOW);
+
+    // One byte per second on each, while a fresh client polls ten times a second.
+    let mut latencies = Vec::new();
+    let started = Instant::now();
+    for (second, byte) in GET_METRICS.iter().take(3).enumerate() {
+        for c in &mut slow {
+            let _ = c.write_all(std::slice::from_ref(byte));
+        }
+        let next = started + Duration::from_secs(second as u64 + 1);
+        while Instant::now() + Duration::from_millis(100) < next {
+            latencies.push(timed_get(server.addr));
+            std::thread::sleep(Duration::from_millis(100)); // pacing: ten polls a second
+        }
+    }
+    latencies.sort();
+    let max = latencies[latencies.len() - 1];
+    let median = latencies[latencies.len() / 2];
+    println!(
+        "slow clients: {} fresh /metrics amid {SLOW} one-byte-a-second clients: median {median:?}, max {max:?}",
+        latencies.len()
+    );
+    assert!(max < Duration::from_millis(100), "a fresh client waited {max:?}");
+
+    // 3 s after they connected, every slow client gets 408 and is closed.
+    for c in &mut slow {
+        c.set_read_timeout(Some(PATIENCE)).expect("timeout");
+        let mut answer = Vec::new();
+        c.read_to_end(&mut answer).expect("the server closes");
+        assert!(answer.starts_with(b"HTTP/1.1 408 Request Timeout\r\n"), "{:?}", String::from_utf8_lossy(&answer));
+    }
+    let closed_after = started.elapsed();
+    assert!(closed_after < Duration::from_secs(6), "slow clients closed after {closed_after:?}");
+    wait_for("no connection left", || server.stats.open.load(Ordering::Relaxed) == 0);
+}
+
+/// fluxstat under `ulimit -n`, started through bash so the limit applies to it only.
+fn fluxstat_with_nofile(limit: u32, args: &[&str]) -> Running {
+    let bin = env!("CARGO_BIN_EXE_fluxstat");
+    let script = format!("ulimit -n {limit} && exec \"$FLUXSTAT_BIN\" \"$@\"");
+    let mut bash = std::process::Command::new("bash");
+    bash.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).env("FLUXSTAT_BIN", bin);
+    bash.args(["-c", &script, "fluxstat"]).args(args);
+    Running::start(&mut bash)
+}
+
+#[test]
+fn a_full_descriptor_table_neither_crashes_nor_spins_and_serving_resumes() {
+    let _heavy = heavy();
+    let mut run = fluxstat_with_nofile(64, &["--listen", "127.0.0.1:0", "--request-timeout", "1m"]);
+    let addr = run.listening_addr();
+    let pid = run.child.id();
+    assert_eq!(Client::connect(addr).get("/metrics").status, 200);
+
+    // More connections than descriptors: the kernel queues the rest in the backlog.
+    let hogs: Vec<TcpStream> = (0..100).map(|_| TcpStream::connect(addr).expect("connect")).collect();
+    run.line_with("accept failed");
+    let fds = fd_count(pid);
+    assert!(fds >= 60, "the table should be full: {fds} descriptors");
+
+    let (t0, w0) = (cpu_ticks(pid), Instant::now());
+    std::thread::sleep(Duration::from_secs(1)); // the measurement window
+    let (t1, wall) = (cpu_ticks(pid), w0.elapsed());
+    let share = (t1 - t0) as f64 / clock_ticks_per_second() as f64 / wall.as_secs_f64();
+    println!("fd exhaustion: {fds} descriptors open, fluxstat used {:.1} % of a core over {wall:?}", share * 100.0);
+    assert!(share < 0.2, "fluxstat spins while out of descriptors: {:.1} % of a core", share * 100.0);
+    assert!(run.child.try_wait().expect("try_wait").is_none(), "fluxstat died");
+
+    drop(hogs);
+    let r = Client::connect(addr).get("/metrics");
+    assert_eq!(r.status, 200, "serving resumes once descriptors are free");
+    run.signal("TERM");
+    assert_eq!(run.wait_exit().0, 0);
+}
+
+/// What a client saw of one response.
+enum Seen {
+    Complete,
+    /// The connection ended between responses: a clean close.
+    Closed,
+}
+
+/// Reads one response, checking that the body is exactly `Content-Length` long.
+/// A connection that ends inside a response is an error.
+fn read_one(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Seen, String> {
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut r = httparse::Response::new(&mut headers);
+        if let Ok(httparse::Status::Complete(head)) = r.parse(buf) {
+            let len = r
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                .and_then(|h| std::str::from_utf8(h.value).ok()?.parse::<usize>().ok())
+                .ok_or("no Content-Length")?;
+            let status = r.code;
+            while buf.len() < head + len {
+                if fill(stream, buf)? == 0 {
+                    return Err(format!("cut body: {} of {len} bytes", buf.len() - head));
+                }
+            }
+            let body = &buf[head..head + len];
+            if status == Some(200) && !(body.starts_with(b"{\"system\":") && body.ends_with(b"}")) {
+                return Err("a body that is not the document".into());
+            }
+            buf.drain(..head + len);
+            return Ok(Seen::Complete);
+        }
+        if fill(stream, buf)? == 0 {
+            return if buf.is_empty() { Ok(Seen::Closed) } else { Err(format!("cut head: {} bytes", buf.len())) };
+        }
+    }
+}
+
+fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<usize, String> {
+    let mut chunk = [0u8; 8192];
+    match stream.read(&mut chunk) {
+        Ok(n) => {
+            buf.extend_from_slice(&chunk[..n]);
+            Ok(n)
+        }
+        // A reset before any byte of a response cut nothing; within one it did.
+        Err(e) if e.kind() == io::ErrorKind::ConnectionReset && buf.is_empty() => Ok(0),
+        Err(e) => Err(format!("read: {e}")),
+    }
+}
+
+#[test]
+fn sigterm_under_keep_alive_load_cuts_no_response_and_exits_0_within_2s() {
+    let _heavy = heavy();
+    let mut run = Running::start(fluxstat().args(["--listen", "127.0.0.1:0"]));
+    let addr = run.listening_addr();
+    let complete = Arc::new(AtomicU64::new(0));
+    let ready = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (complete, ready) = (Arc::clone(&complete), Arc::clone(&ready));
+            std::thread::spawn(move || -> Result<u64, String> {
+                let mut stream = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+                stream.set_read_timeout(Some(PATIENCE)).map_err(|e| e.to_string())?;
+                let mut buf = Vec::new();
+                let mut mine = 0;
+                loop {
+                    // Two pipelined requests at a time keep a response in flight.
+                    let req = [GET_METRICS, GET_METRICS].concat();
+                    if stream.write_all(&req).is_err() {
+                        return Ok(mine); // the server is gone: nothing was cut
+                    }
+                    for _ in 0..2 {
+                        match read_one(&mut stream, &mut buf)? {
+                            Seen::Complete => {
+                                mine += 1;
+                                complete.fetch_add(1, Ordering::Relaxed);
+                                if mine == 20 {
+                                    ready.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                            Seen::Closed => return Ok(mine),
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    wait_for("every client under way", || ready.load(Ordering::Relaxed) == 4);
+    run.signal("TERM");
+    let (code, took) = run.wait_exit();
+    let mut per_client = Vec::new();
+    for c in clients {
+        per_client.push(c.join().expect("client thread").unwrap_or_else(|e| panic!("a response was damaged: {e}")));
+    }
+    println!("SIGTERM under load: exit {code} after {took:?}; complete responses per client {per_client:?}");
+    assert_eq!(code, 0);
+    assert!(took < Duration::from_secs(2), "exit took {took:?}");
+}
+
+#[test]
+fn memory_per_connection_is_bounded() {
+    let _heavy = heavy();
+    const IDLE: usize = 1_000;
+    ensure_nofile(4 * IDLE as u64);
+    let mut run =
+        Running::start(fluxstat().args(["--listen", "127.0.0.1:0", "--max-connections", "1100", "--interval", "1h"]));
+    let addr = run.listening_addr();
+    let pid = run.child.id();
+    let fds0 = steady_fd_count(pid);
+    // Warm up: the shared buffers and the allocator's first arenas.
+    for _ in 0..3 {
+        let mut c = Client::connect(addr);
+        for _ in 0..10 {
+            assert_eq!(c.get("/metrics").status, 200);
+        }
+    }
+    wait_for("the warm-up connections to close", || fd_count(pid) <= fds0);
+    let rss0 = rss_kib(pid);
+
+    // Idle keep-alive connections, each having been answered once.
+    let mut idle = Vec::with_capacity(IDLE);
+    for _ in 0..IDLE {
+        let mut c = Client::connect(addr);
+        assert_eq!(c.get("/health").status, 200);
+        idle.push(c);
+    }
+    wait_for("1000 connections held", || fd_count(pid) >= fds0 + IDLE);
+    let rss1 = rss_kib(pid);
+    let per_conn = (rss1.saturating_sub(rss0) * 1024) as f64 / IDLE as f64;
+    println!("memory: {IDLE} idle connections grew RSS from {rss0} KiB to {rss1} KiB: {per_conn:.0} bytes each");
+    assert!(per_conn < 8192.0, "{per_conn:.0} bytes per idle connection");
+
+    // A client that pipelines without reading: fluxstat stops reading once it
+    // holds 16 KiB plus one response of unsent output, so its memory stays put.
+    let hog = TcpStream::connect(addr).expect("connect");
+    let sent = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (mut hog, sent, stop) = (hog.try_clone().expect("clone"), Arc::clone(&sent), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let batch = GET_METRICS.repeat(128);
+            while !stop.load(Ordering::Relaxed) && sent.load(Ordering::Relaxed) < 64 << 20 {
+                if hog.write_all(&batch).is_err() {
+                    return;
+                }
+                sent.fetch_add(batch.len(), Ordering::Relaxed);
+            }
+        })
+    };
+    // Stalled: no progress for 300 ms, both sockets' buffers full.
+    let mut last = (usize::MAX, Instant::now());
+    wait_for("the pipelining client to stall", || {
+        let now = sent.load(Ordering::Relaxed);
+        if now != last.0 {
+            last = (now, Instant::now());
+        }
+        last.1.elapsed() > Duration::from_millis(300)
+    });
+    let rss2 = rss_kib(pid);
+    let grew = rss2.saturating_sub(rss1);
+    println!(
+        "memory: a client pipelining {} KiB without reading grew RSS by {grew} KiB",
+        sent.load(Ordering::Relaxed) / 1024
+    );
+    assert!(grew < 256, "RSS grew by {grew} KiB for one client that does not read");
+    stop.store(true, Ordering::Relaxed);
+    hog.shutdown(std::net::Shutdown::Both).expect("shutdown");
+    writer.join().expect("writer");
+    drop(idle);
+    run.signal("TERM");
+    assert_eq!(run.wait_exit().0, 0);
+}
