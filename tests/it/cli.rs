@@ -8,10 +8,22 @@ use std::time::{Duration, Instant};
 
 use crate::support::{as_f64, as_u64, at, Client, PATIENCE};
 
+/// The binary under test, with a clean environment. Under an emulator
+/// (`cross/test-under-qemu.sh`), `FLUXSTAT_TEST_RUNNER` names the command that
+/// must run it (e.g. `qemu-aarch64-static`): without binfmt_misc an emulated test
+/// cannot exec a foreign binary by itself.
 pub fn fluxstat() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fluxstat"));
+    let mut argv = runner();
+    argv.push(env!("CARGO_BIN_EXE_fluxstat").to_owned());
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..]);
     cmd.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
     cmd
+}
+
+/// The words of `FLUXSTAT_TEST_RUNNER`, empty when the tests run natively.
+pub fn runner() -> Vec<String> {
+    std::env::var("FLUXSTAT_TEST_RUNNER").unwrap_or_default().split_whitespace().map(str::to_owned).collect()
 }
 
 /// A running binary whose stderr lines are collected by a thread.

@@ -78,9 +78,13 @@ fn slow_clients_do_not_delay_a_fresh_one_and_are_closed_at_the_request_timeout()
 /// fluxstat under `ulimit -n`, started through bash so the limit applies to it only.
 fn fluxstat_with_nofile(limit: u32, args: &[&str]) -> Running {
     let bin = env!("CARGO_BIN_EXE_fluxstat");
-    let script = format!("ulimit -n {limit} && exec \"$FLUXSTAT_BIN\" \"$@\"");
+    // $FLUXSTAT_RUNNER is empty natively, the emulator under cross/test-under-qemu.sh.
+    let script = format!("ulimit -n {limit} && exec $FLUXSTAT_RUNNER \"$FLUXSTAT_BIN\" \"$@\"");
     let mut bash = std::process::Command::new("bash");
-    bash.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).env("FLUXSTAT_BIN", bin);
+    bash.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("FLUXSTAT_BIN", bin)
+        .env("FLUXSTAT_RUNNER", crate::cli::runner().join(" "));
     bash.args(["-c", &script, "fluxstat"]).args(args);
     Running::start(&mut bash)
 }
