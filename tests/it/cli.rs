@@ -18,6 +18,8 @@ pub fn fluxstat() -> Command {
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..]);
     cmd.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    // The emulator's own settings (QEMU_LD_PREFIX in cross's images) survive env_clear.
+    cmd.envs(std::env::vars().filter(|(k, _)| k.starts_with("QEMU_")));
     cmd
 }
 

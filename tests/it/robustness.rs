@@ -84,7 +84,8 @@ fn fluxstat_with_nofile(limit: u32, args: &[&str]) -> Running {
     bash.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("FLUXSTAT_BIN", bin)
-        .env("FLUXSTAT_RUNNER", crate::cli::runner().join(" "));
+        .env("FLUXSTAT_RUNNER", crate::cli::runner().join(" "))
+        .envs(std::env::vars().filter(|(k, _)| k.starts_with("QEMU_")));
     bash.args(["-c", &script, "fluxstat"]).args(args);
     Running::start(&mut bash)
 }
