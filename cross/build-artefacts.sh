@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Usage: cross/build-artefacts.sh [--no-size-flags] [TARGET...]
+#
+# Builds stripped release binaries (default: the six ARM targets) into
+# target/artefacts/fluxstat-<target>, runs each one under qemu-user with --version,
+# and prints its size and sha256 (also written to target/artefacts/SHA256SUMS).
+#
+#   --no-size-flags  keep std's backtrace support and the panic message
+#                    (default: std without backtrace, -Cpanic=immediate-abort)
+#   TARGET           also mipsel-unknown-linux-musl, experimental (see cross/README.md)
+#   FLUXSTAT_GLIBC   glibc version the -gnu binaries require at least (default 2.17)
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=cross/lib.sh
+source "$here/lib.sh"
+
+size_flags=1
+targets=()
+for arg in "$@"; do
+    case "$arg" in
+        --no-size-flags) size_flags=0 ;;
+        -h | --help)
+            sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+            exit 0
+            ;;
+        -*) die "unknown option $arg" ;;
+        *)
+            known_target "$arg" || die "unknown target $arg"
+            targets+=("$arg")
+            ;;
+    esac
+done
+((${#targets[@]})) || targets=("${TARGETS[@]}")
+
+"$here/setup.sh"
+use_cross_toolchain
+
+# shellcheck disable=SC2054
+cargo_args=(
+    --release --locked
+    --config 'profile.release.strip=true'
+    --config 'profile.release.panic="abort"'
+    -Zbuild-std=std,panic_abort
+)
+if ((size_flags)); then
+    cargo_args+=(-Zbuild-std-features=)
+    export EXTRA_RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort"
+fi
+
+cd "$REPO_ROOT"
+out="$REPO_ROOT/target/artefacts"
+mkdir -p "$out"
+names=()
+for target in "${targets[@]}"; do
+    log "building $target"
+    started=$SECONDS
+    cross_cargo zig build "$target" "${cargo_args[@]}"
+    artefact="$out/fluxstat-$target"
+    cp "target/$target/release/fluxstat" "$artefact"
+    log "$target built in $((SECONDS - started)) s; running it under qemu"
+    # shellcheck disable=SC2046
+    $(qemu_runner "$target") "$artefact" --version || die "$artefact does not run under $(qemu_runner "$target")"
+    names+=("fluxstat-$target")
+done
+
+cd "$out"
+sha256sum "${names[@]}" >SHA256SUMS
+printf '\n%-42s %10s %9s  %s\n' artefact bytes KiB sha256
+while read -r sum name; do
+    bytes="$(stat -c %s "$name")"
+    awk -v n="$name" -v b="$bytes" -v s="$sum" 'BEGIN { printf "%-42s %10d %9.1f  %s\n", n, b, b / 1024, s }'
+done <SHA256SUMS

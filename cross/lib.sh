@@ -1,0 +1,106 @@
+# shellcheck shell=bash disable=SC2034
+# Shared settings of the cross/ scripts; sourced, not run.
+
+FLUXSTAT_CROSS_CACHE="${FLUXSTAT_CROSS_CACHE:-$HOME/.cache/fluxstat-cross}"
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+ZIG_VERSION=0.15.2
+CARGO_ZIGBUILD_VERSION=0.24.1
+# Oldest glibc the -gnu artefacts ask for (Rust's own minimum).
+FLUXSTAT_GLIBC="${FLUXSTAT_GLIBC:-2.17}"
+
+ZIG_DIR="$FLUXSTAT_CROSS_CACHE/zig-$ZIG_VERSION"
+ZIGBUILD_ROOT="$FLUXSTAT_CROSS_CACHE/cargo-zigbuild-$CARGO_ZIGBUILD_VERSION"
+TOOL_BIN="$FLUXSTAT_CROSS_CACHE/bin"
+
+APT_PACKAGES=(
+    rustc-web cargo-web rust-web-src
+    gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf
+    libc6-dev-arm64-cross libc6-dev-armhf-cross
+    qemu-user-static
+)
+
+TARGETS=(
+    aarch64-unknown-linux-musl
+    armv7-unknown-linux-musleabihf
+    arm-unknown-linux-musleabihf
+    aarch64-unknown-linux-gnu
+    armv7-unknown-linux-gnueabihf
+    arm-unknown-linux-gnueabihf
+)
+EXPERIMENTAL_TARGETS=(mipsel-unknown-linux-musl)
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Debian's rustc/cargo (with the std source for -Zbuild-std), zig and cargo-zigbuild
+# first on PATH, whatever rustup has installed.
+use_cross_toolchain() {
+    export PATH="$TOOL_BIN:$ZIG_DIR/ziglang:$ZIGBUILD_ROOT/bin:$PATH"
+    export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1
+    export ZIG_GLOBAL_CACHE_DIR="${ZIG_GLOBAL_CACHE_DIR:-$FLUXSTAT_CROSS_CACHE/zig-cache}"
+    unset CARGO_ENCODED_RUSTFLAGS RUSTUP_TOOLCHAIN
+}
+
+known_target() {
+    local t
+    for t in "${TARGETS[@]}" "${EXPERIMENTAL_TARGETS[@]}"; do
+        [[ $t == "$1" ]] && return 0
+    done
+    return 1
+}
+
+# TARGET -> CARGO_TARGET_<TRIPLE>_ prefix of cargo's per-target variables.
+cargo_target_var() {
+    local t="${1^^}"
+    printf 'CARGO_TARGET_%s_' "${t//-/_}"
+}
+
+# The qemu-user command line that runs a binary of TARGET on this machine; the CPU is
+# the oldest one the target promises to run on, so stray newer instructions trap.
+qemu_runner() {
+    case "$1" in
+        aarch64-unknown-linux-musl) echo "qemu-aarch64-static -cpu cortex-a53" ;;
+        aarch64-unknown-linux-gnu) echo "qemu-aarch64-static -cpu cortex-a53 -L /usr/aarch64-linux-gnu" ;;
+        armv7-unknown-linux-musleabihf) echo "qemu-arm-static -cpu cortex-a7" ;;
+        armv7-unknown-linux-gnueabihf) echo "qemu-arm-static -cpu cortex-a7 -L /usr/arm-linux-gnueabihf" ;;
+        arm-unknown-linux-musleabihf) echo "qemu-arm-static -cpu arm1176" ;;
+        # Debian's armhf loader and libc are ARMv7 code, so a dynamically linked ARMv6
+        # binary only runs here on qemu's default (newest) CPU.
+        arm-unknown-linux-gnueabihf) echo "qemu-arm-static -L /usr/arm-linux-gnueabihf" ;;
+        mipsel-unknown-linux-musl) echo "qemu-mipsel-static -cpu 24KEc" ;;
+        *) die "no qemu runner for $1" ;;
+    esac
+}
+
+# Runs `cargo SUBCOMMAND --target TARGET ARGS...` with the right linker for TARGET.
+#   LINK=zig  cargo-zigbuild: zig links against its own musl, or the glibc $FLUXSTAT_GLIBC
+#   LINK=gcc  Debian's cross gcc and glibc (aarch64 and armv7 -gnu only)
+cross_cargo() {
+    local link="$1" sub="$2" target="$3"
+    shift 3
+    local var
+    var="$(cargo_target_var "$target")"
+    local flags=()
+    read -ra flags <<<"${EXTRA_RUSTFLAGS:-}"
+    case "$target" in
+        *-musl*)
+            # zig brings the C runtime; there is no self-contained musl in Debian's sysroot.
+            flags+=(-Clink-self-contained=no)
+            ;;
+    esac
+    export RUSTFLAGS="${flags[*]}"
+    if [[ $link == gcc ]]; then
+        case "$target" in
+            aarch64-unknown-linux-gnu) export "${var}LINKER=aarch64-linux-gnu-gcc" ;;
+            armv7-unknown-linux-gnueabihf) export "${var}LINKER=arm-linux-gnueabihf-gcc" ;;
+            *) die "$target is not linked with gcc" ;;
+        esac
+        cargo "$sub" --target "$target" "$@"
+    else
+        local zt="$target"
+        [[ $target == *-gnu* ]] && zt="$target.$FLUXSTAT_GLIBC"
+        [[ $sub == build ]] && sub=zigbuild
+        cargo-zigbuild "$sub" --target "$zt" "$@"
+    fi
+}
