@@ -43,8 +43,8 @@ cargo_args=(
     -Zbuild-std=std,panic_abort
 )
 if ((size_flags)); then
-    cargo_args+=(-Zbuild-std-features=)
-    export EXTRA_RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort"
+    cargo_args+=(-Zbuild-std-features=optimize_for_size)
+    export EXTRA_RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zfmt-debug=none -Zlocation-detail=none ${FLUXSTAT_ARTEFACT_RUSTFLAGS:-}"
 fi
 
 cd "$REPO_ROOT"

@@ -166,7 +166,9 @@ pub fn parse(
     let mut given: Vec<(&'static str, String)> = Vec::new();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
-        let arg = arg.into_string().map_err(|a| ConfigError(format!("argument is not valid UTF-8: {a:?}")))?;
+        let arg = arg
+            .into_string()
+            .map_err(|a| ConfigError(format!("argument is not valid UTF-8: {}", a.to_string_lossy())))?;
         match arg.as_str() {
             "-h" | "--help" => return Ok(Action::Help),
             "-V" | "--version" => return Ok(Action::Version),

@@ -80,7 +80,8 @@ fn run(config: Config) -> Result<(), String> {
     };
     let shutdown = async move {
         if let Some(Ok(signal)) = signals.next().await {
-            info!("received {signal:?}, shutting down");
+            let name = if signal == Signal::Int { "SIGINT" } else { "SIGTERM" };
+            info!("received {name}, shutting down");
         }
     };
     server::run(listeners, latest, settings, stats, shutdown).map_err(|e| format!("server failed: {e}"))?;

@@ -215,8 +215,8 @@ impl DiskReader {
                     let current = worker.current.lock().unwrap_or_else(PoisonError::into_inner).take();
                     if let Some((path, done)) = current {
                         crate::warn!(
-                            "statvfs of {path} did not answer within {:?}; reporting it unavailable",
-                            self.timeout
+                            "statvfs of {path} did not answer within {} ms; reporting it unavailable",
+                            self.timeout.as_millis()
                         );
                         self.stuck.push((path, done));
                     }

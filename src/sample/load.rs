@@ -10,9 +10,22 @@ pub fn read_load(procfs: &Path) -> Option<Load> {
 
 /// `0.52 0.40 0.31 2/345 6789` → the three averages, rounded to two decimals.
 pub fn parse_load(text: &str) -> Option<Load> {
-    let mut it = text.split_whitespace().map(|v| v.parse::<f64>().ok().filter(|x| x.is_finite() && *x >= 0.0));
-    let mut next = || it.next().flatten().map(|x| (x * 100.0).round() / 100.0);
+    let mut it = text.split_whitespace().map(hundredths);
+    let mut next = || it.next().flatten().map(|h| h as f64 / 100.0);
     Some(Load { one: next()?, five: next()?, fifteen: next()? })
+}
+
+/// A non-negative decimal such as `12.345` in hundredths, rounded half up (1235).
+/// The kernel prints load averages with two decimals; a hand-written parse keeps
+/// the float parser and its tables (about 13 KiB on armv7) out of the binary.
+fn hundredths(s: &str) -> Option<u64> {
+    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+    if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let digit = |i: usize| frac.as_bytes().get(i).map_or(0, |b| u64::from(b - b'0'));
+    let rounding = u64::from(digit(2) >= 5);
+    whole.parse::<u64>().ok()?.checked_mul(100)?.checked_add(digit(0) * 10 + digit(1) + rounding)
 }
 
 pub fn read_uptime(procfs: &Path) -> Option<u64> {
@@ -34,7 +47,11 @@ mod tests {
     fn load_table() {
         let table: &[(&str, Option<(f64, f64, f64)>)] = &[
             ("0.52 0.40 0.31 2/345 6789\n", Some((0.52, 0.4, 0.31))),
-            ("12.345 1.005 0.004 1/1 1", Some((12.35, 1.0, 0.0))),
+            ("12.345 1.005 0.004 1/1 1", Some((12.35, 1.01, 0.0))),
+            ("3 7.5 0.999 1/1 1", Some((3.0, 7.5, 1.0))),
+            ("-1.00 0.5 0.5 1/1 1", None),
+            ("1.x 0.5 0.5", None),
+            (".5 0.5 0.5", None),
             ("0.00 0.00 0.00 1/80 900", Some((0.0, 0.0, 0.0))),
             ("0.5 0.4", None),
             ("nan 1 1", None),

@@ -103,7 +103,7 @@ impl std::fmt::Display for SamplerError {
 impl Sampler {
     /// Creates the sampler and takes the first CPU reading (the start of the first window).
     pub fn new(config: SamplerConfig) -> Result<Sampler, SamplerError> {
-        let mut sys = sysinfo::System::new().map_err(|e| SamplerError(format!("cannot read system figures: {e:?}")))?;
+        let mut sys = sysinfo::System::new().map_err(|e| SamplerError(format!("cannot read system figures: {e}")))?;
         sys.refresh_cpu_usage();
         // Half an interval for statvfs of all mounts, within 1..2 s: a loaded router
         // may not schedule the worker for a good while, and only a mount that
