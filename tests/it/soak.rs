@@ -176,7 +176,9 @@ fn soak_mixed_traffic_leaks_nothing_and_answers_every_good_request() {
         c.malformed.load(Ordering::Relaxed),
         c.abandoned.load(Ordering::Relaxed),
     );
-    assert!(total > 1_000 * secs, "too little traffic to call it a soak: {total}");
+    // About 20,000 requests a second natively; an emulator runs some 40× slower.
+    let floor = if crate::support::emulated() { 100 } else { 1_000 };
+    assert!(total > floor * secs, "too little traffic to call it a soak: {total}");
     // 256 connections at their bound (8 KiB head + 16 KiB and a response out)
     // would be about 7 MiB; the soak never has more than a few at once.
     assert!(rss_max - rss0 < 8 * 1024, "RSS grew from {rss0} KiB to {rss_max} KiB");

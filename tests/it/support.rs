@@ -288,6 +288,12 @@ pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
     HEAVY.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Whether the tests run under an emulator (`cross/test-under-qemu.sh`), where
+/// load-sized tests scale their counts down.
+pub fn emulated() -> bool {
+    std::env::var_os("FLUXSTAT_TEST_RUNNER").is_some_and(|r| !r.is_empty())
+}
+
 /// Polls `cond` until it holds or `PATIENCE` runs out.
 pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + PATIENCE;
