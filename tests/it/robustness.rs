@@ -62,7 +62,9 @@ fn slow_clients_do_not_delay_a_fresh_one_and_are_closed_at_the_request_timeout()
         "slow clients: {} fresh /metrics amid {slow_count} one-byte-a-second clients: median {median:?}, max {max:?}",
         latencies.len()
     );
-    assert!(max < Duration::from_millis(100), "a fresh client waited {max:?}");
+    // A few ms natively; an emulator stretches every step some 40×.
+    let bound = if emulated() { Duration::from_secs(2) } else { Duration::from_millis(100) };
+    assert!(max < bound, "a fresh client waited {max:?}");
 
     // 3 s after they connected, every slow client gets 408 and is closed.
     for c in &mut slow {
