@@ -144,13 +144,19 @@ fn usage_errors_exit_2_with_one_line() {
         (&[], &[("FLUXSTAT_INTERVAL", "fast")], "FLUXSTAT_INTERVAL: 'fast' is not a duration"),
     ];
     for (args, env, want) in table {
-        let out = fluxstat().args(*args).envs(env.iter().copied()).output().expect("runs");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-        assert_eq!(stderr.lines().count(), 1, "{stderr}");
-        assert!(stderr.starts_with("fluxstat: ") && stderr.contains(want), "{args:?}: {stderr}");
-        assert!(out.stdout.is_empty());
+        expect_usage_error(args, env, want);
     }
+}
+
+/// Runs the binary and checks it fails as a usage error: exit 2, nothing on stdout,
+/// one line on stderr that says `want`.
+pub fn expect_usage_error(args: &[&str], env: &[(&str, &str)], want: &str) {
+    let out = fluxstat().args(args).envs(env.iter().copied()).output().expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("fluxstat: ") && stderr.contains(want), "{args:?}: {stderr}");
+    assert!(out.stdout.is_empty());
 }
 
 #[test]

@@ -204,11 +204,7 @@ fn allowlist_usage_errors_exit_2_with_one_line() {
         (&["--token-file"], &[], "--token-file needs a value"),
     ];
     for (args, env, want) in table {
-        let out = fluxstat().args(*args).envs(env.iter().copied()).output().expect("runs");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-        assert_eq!(stderr.lines().count(), 1, "{stderr}");
-        assert!(stderr.starts_with("fluxstat: ") && stderr.contains(want), "{args:?}: {stderr}");
+        crate::cli::expect_usage_error(args, env, want);
     }
 }
 
