@@ -6,7 +6,9 @@
 # and prints its size and sha256 (also written to target/artefacts/SHA256SUMS).
 #
 #   --no-size-flags  keep std's backtrace support and the panic message
-#                    (default: std without backtrace, -Cpanic=immediate-abort)
+#                    (default: std built for size, without backtrace support,
+#                    -Cpanic=immediate-abort, no Debug formatting or panic locations)
+#   FLUXSTAT_ARTEFACT_RUSTFLAGS  more rustc flags for the artefacts
 #   TARGET           also mipsel-unknown-linux-musl, experimental (see cross/README.md)
 #   FLUXSTAT_GLIBC   glibc version the -gnu binaries require at least (default 2.17)
 set -euo pipefail
