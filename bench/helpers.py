@@ -266,12 +266,17 @@ def cmd_corebusy(args):
     return 0
 
 
-def cmd_cpu(args):
-    if not os.path.exists("/proc/%d" % args.pid):
-        print("cpu: no process %d" % args.pid, file=sys.stderr)
+def print_reading(name, pid, reading):
+    """Prints `reading(pid)` as two numbers; 1 when the process is gone."""
+    if not os.path.exists("/proc/%d" % pid):
+        print("%s: no process %d" % (name, pid), file=sys.stderr)
         return 1
-    print("%d %d" % cpu_reading(args.pid))
+    print("%d %d" % reading(pid))
     return 0
+
+
+def cmd_cpu(args):
+    return print_reading("cpu", args.pid, cpu_reading)
 
 
 def cpu_delta(a, b):
@@ -397,11 +402,7 @@ def mem_reading(root):
 
 
 def cmd_mem(args):
-    if not os.path.exists("/proc/%d" % args.pid):
-        print("mem: no process %d" % args.pid, file=sys.stderr)
-        return 1
-    print("%d %d" % mem_reading(args.pid))
-    return 0
+    return print_reading("mem", args.pid, mem_reading)
 
 
 # --------------------------------------------------------------------------- idle connections
