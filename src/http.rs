@@ -427,8 +427,9 @@ pub fn write(
 
 /// The `Allow` header of 405 and OPTIONS answers.
 pub const ALLOW: &[u8] = b"Allow: GET, HEAD, OPTIONS\r\n";
-/// Extra headers of an OPTIONS answer when CORS is on (the preflight).
-pub const PREFLIGHT: &[u8] = b"Access-Control-Allow-Methods: GET, HEAD, OPTIONS\r\n\
+/// Extra headers of an OPTIONS answer when CORS is on: `Allow` and the preflight.
+pub const ALLOW_AND_PREFLIGHT: &[u8] = b"Allow: GET, HEAD, OPTIONS\r\n\
+Access-Control-Allow-Methods: GET, HEAD, OPTIONS\r\n\
 Access-Control-Allow-Headers: Authorization, If-None-Match, Cache-Control\r\nAccess-Control-Max-Age: 86400\r\n";
 /// Extra header of the 503 sent when every connection slot is busy.
 pub const RETRY_AFTER: &[u8] = b"Retry-After: 1\r\n";

@@ -179,11 +179,8 @@ impl State {
                 self.write(out, Status::NotFound, self.error(Status::NotFound), body, b"", conn);
             }
             (_, Method::Options) => {
-                let preflight: &[u8] = if self.common.cors.is_empty() { b"" } else { http::PREFLIGHT };
-                let mut extra = Vec::with_capacity(http::ALLOW.len() + preflight.len());
-                extra.extend_from_slice(http::ALLOW);
-                extra.extend_from_slice(preflight);
-                self.write(out, Status::NoContent, None, Body::None, &extra, conn);
+                let extra = if self.common.cors.is_empty() { http::ALLOW } else { http::ALLOW_AND_PREFLIGHT };
+                self.write(out, Status::NoContent, None, Body::None, extra, conn);
             }
             (_, Method::Other) => {
                 self.write(
