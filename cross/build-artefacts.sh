@@ -7,7 +7,8 @@
 #
 #   --no-size-flags  keep std's backtrace support and the panic message
 #                    (default: std built for size, without backtrace support,
-#                    -Cpanic=immediate-abort, no Debug formatting or panic locations)
+#                    -Cpanic=immediate-abort, no unwind tables, no Debug formatting
+#                    or panic locations)
 #   FLUXSTAT_ARTEFACT_RUSTFLAGS  more rustc flags for the artefacts
 #   TARGET           also mipsel-unknown-linux-musl, experimental (see cross/README.md)
 #   FLUXSTAT_GLIBC   glibc version the -gnu binaries require at least (default 2.17)
@@ -46,7 +47,7 @@ cargo_args=(
 )
 if ((size_flags)); then
     cargo_args+=(-Zbuild-std-features=optimize_for_size)
-    export EXTRA_RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zfmt-debug=none -Zlocation-detail=none ${FLUXSTAT_ARTEFACT_RUSTFLAGS:-}"
+    export EXTRA_RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Cforce-unwind-tables=no -Zfmt-debug=none -Zlocation-detail=none ${FLUXSTAT_ARTEFACT_RUSTFLAGS:-}"
 fi
 
 cd "$REPO_ROOT"

@@ -18,7 +18,7 @@
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::glob::GlobList;
@@ -115,37 +115,73 @@ pub struct DiskReader {
     stuck: Vec<(String, Arc<AtomicBool>)>,
 }
 
+/// A statvfs thread and the exchange it shares with the sampler: one mutex and
+/// two condition variables rather than two channels, which cost several KiB of
+/// code per message type.
 struct Worker {
-    jobs: mpsc::Sender<String>,
-    results: mpsc::Receiver<(String, io::Result<FsInfo>)>,
-    current: InFlight,
+    shared: Arc<Shared>,
 }
 
-/// The mount a worker is asking, and the flag its call sets when it returns.
-type InFlight = Arc<Mutex<Option<(String, Arc<AtomicBool>)>>>;
+#[derive(Default)]
+struct Shared {
+    state: Mutex<Exchange>,
+    job_ready: Condvar,
+    result_ready: Condvar,
+}
+
+#[derive(Default)]
+struct Exchange {
+    /// Mounts still to ask, the next one last.
+    jobs: Vec<String>,
+    results: Vec<(String, io::Result<FsInfo>)>,
+    /// The mount being asked, and the flag its call sets when it returns.
+    current: Option<(String, Arc<AtomicBool>)>,
+    /// Set when the sampler gives the worker up: it exits after its current call.
+    abandoned: bool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Exchange> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The worker thread: asks one mount at a time until abandoned.
+    fn serve(&self, stat: StatFn) {
+        let mut ex = self.lock();
+        loop {
+            if ex.abandoned {
+                return;
+            }
+            let Some(path) = ex.jobs.pop() else {
+                ex = self.job_ready.wait(ex).unwrap_or_else(PoisonError::into_inner);
+                continue;
+            };
+            let done = Arc::new(AtomicBool::new(false));
+            ex.current = Some((path.clone(), Arc::clone(&done)));
+            drop(ex);
+            let r = stat(&path);
+            done.store(true, Ordering::Release);
+            ex = self.lock();
+            ex.current = None;
+            ex.results.push((path, r));
+            self.result_ready.notify_one();
+        }
+    }
+}
 
 impl Worker {
     fn spawn(stat: StatFn) -> Option<Worker> {
-        let (jobs, job_rx) = mpsc::channel::<String>();
-        let (result_tx, results) = mpsc::channel();
-        let current: InFlight = Arc::default();
-        let cur = Arc::clone(&current);
-        std::thread::Builder::new()
-            .name("statvfs".into())
-            .spawn(move || {
-                for path in job_rx {
-                    let done = Arc::new(AtomicBool::new(false));
-                    *cur.lock().unwrap_or_else(PoisonError::into_inner) = Some((path.clone(), Arc::clone(&done)));
-                    let r = stat(&path);
-                    done.store(true, Ordering::Release);
-                    *cur.lock().unwrap_or_else(PoisonError::into_inner) = None;
-                    if result_tx.send((path, r)).is_err() {
-                        return;
-                    }
-                }
-            })
-            .ok()?;
-        Some(Worker { jobs, results, current })
+        let shared = Arc::new(Shared::default());
+        let theirs = Arc::clone(&shared);
+        std::thread::Builder::new().name("statvfs".into()).spawn(move || theirs.serve(stat)).ok()?;
+        Some(Worker { shared })
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.shared.lock().abandoned = true;
+        self.shared.job_ready.notify_one();
     }
 }
 
@@ -193,36 +229,40 @@ impl DiskReader {
             self.worker = Worker::spawn(self.stat);
         }
         let Some(worker) = &self.worker else { return answers };
-        let mut asked = 0;
-        for m in mounts {
-            if !self.stuck.iter().any(|(s, _)| *s == m.mount) && worker.jobs.send(m.mount.clone()).is_ok() {
-                asked += 1;
-            }
-        }
+        let shared = &worker.shared;
+        let mut ex = shared.lock();
+        ex.results.clear();
+        ex.jobs.clear();
+        let stuck = &self.stuck;
+        ex.jobs
+            .extend(mounts.iter().rev().filter(|m| !stuck.iter().any(|(s, _)| *s == m.mount)).map(|m| m.mount.clone()));
+        let mut asked = ex.jobs.len();
+        shared.job_ready.notify_one();
         let deadline = Instant::now() + self.timeout;
         while asked > 0 {
-            match worker.results.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok((path, r)) => {
-                    asked -= 1;
-                    if let Some(i) = mounts.iter().position(|m| m.mount == path) {
-                        answers[i] = match r {
-                            Ok(info) => Answer::Ok(info),
-                            Err(_) => Answer::Failed,
-                        };
-                    }
-                }
-                Err(_) => {
-                    let current = worker.current.lock().unwrap_or_else(PoisonError::into_inner).take();
-                    if let Some((path, done)) = current {
+            let Some((path, r)) = ex.results.pop() else {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    if let Some((path, done)) = ex.current.take() {
                         crate::warn!(
                             "statvfs of {path} did not answer within {} ms; reporting it unavailable",
                             self.timeout.as_millis()
                         );
                         self.stuck.push((path, done));
                     }
+                    drop(ex);
                     self.worker = None;
                     break;
                 }
+                ex = shared.result_ready.wait_timeout(ex, left).unwrap_or_else(PoisonError::into_inner).0;
+                continue;
+            };
+            asked -= 1;
+            if let Some(i) = mounts.iter().position(|m| m.mount == path) {
+                answers[i] = match r {
+                    Ok(info) => Answer::Ok(info),
+                    Err(_) => Answer::Failed,
+                };
             }
         }
         answers
@@ -317,7 +357,7 @@ pub fn select(mounts: Vec<Mount>, filter: &DiskFilter) -> Vec<Mount> {
         }
     }
     // 5. Stable order.
-    chosen.sort_unstable_by(|a, b| a.mount.cmp(&b.mount));
+    super::sort_short(&mut chosen, |m| m.mount.as_str());
     chosen
 }
 

@@ -56,7 +56,7 @@ pub struct DevLine {
 pub fn read(procfs: &Path, filter: &NetFilter, rates: &mut Rates, now: Instant) -> Option<Vec<Interface>> {
     let text = std::fs::read_to_string(procfs.join("net/dev")).ok()?;
     let mut lines: Vec<DevLine> = parse(&text).into_iter().filter(|l| filter.keeps(&l.name)).collect();
-    lines.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+    super::sort_short(&mut lines, |l| l.name.as_str());
     Some(rates.update(lines, now))
 }
 

@@ -41,7 +41,7 @@ fn sorted_entries(dir: &Path, prefix: &str) -> Vec<PathBuf> {
             Some((n, e.path()))
         })
         .collect();
-    v.sort_unstable();
+    super::sort_short(&mut v, |e| &e.0);
     v.into_iter().map(|(_, p)| p).collect()
 }
 
@@ -76,7 +76,7 @@ fn read_hwmon(dir: &Path, zone_names: &[String]) -> Vec<Raw> {
                 Some((n, f))
             })
             .collect();
-        inputs.sort_unstable();
+        super::sort_short(&mut inputs, |e| &e.0);
         for (n, file) in inputs {
             let Some(milli) = read_milli(&chip.join(&file)) else { continue };
             let label = read_trimmed(&chip.join(format!("temp{n}_label"))).map(|l| sanitize(&l));
@@ -122,7 +122,7 @@ pub fn name_and_convert(raw: Vec<Raw>) -> Vec<Sensor> {
         let celsius = (r.millidegrees as f64 / 100.0).round() / 10.0;
         sensors.push(Sensor { name, celsius });
     }
-    sensors.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+    super::sort_short(&mut sensors, |s| s.name.as_str());
     sensors
 }
 
