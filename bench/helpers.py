@@ -363,8 +363,19 @@ def cmd_idle(args):
     before = {}
     for name, pid in pids.items():
         rss, _ = mem_reading(pid)
+        anon, file = rss_split(pid)
         print("%s.idle_rss_kib\t%d" % (name, rss))
+        print("%s.idle_anon_kib\t%d" % (name, anon))
+        print("%s.idle_file_kib\t%d" % (name, file))
         before[name] = cpu_reading(pid)
+    if args.floor:
+        rss, _ = mem_reading(args.floor)
+        anon, file = rss_split(args.floor)
+        print("note.001-floor\tAn empty Rust program (bench/floor.rs: sleep, built with the "
+              "release profile's settings, glibc) idles at %d KiB VmRSS, %d KiB of it "
+              "file-backed (glibc, the loader, libgcc_s and its own code, mapped from the page "
+              "cache) and %d KiB anonymous: every glibc-linked Rust program starts from "
+              "there." % (rss, file, anon))
     time.sleep(args.window)
     samples = max(1, int(args.window / parse_duration(args.interval)))
     for name, pid in pids.items():
@@ -399,6 +410,21 @@ def mem_reading(root):
         except OSError:
             pass
     return rss, hwm
+
+
+def rss_split(root):
+    """(RssAnon, RssFile + RssShmem) in KiB, summed over the process tree."""
+    anon = file = 0
+    for pid in tree_pids(root):
+        try:
+            for line in _read("/proc/%d/status" % pid).splitlines():
+                if line.startswith("RssAnon:"):
+                    anon += int(line.split()[1])
+                elif line.startswith(("RssFile:", "RssShmem:")):
+                    file += int(line.split()[1])
+        except OSError:
+            pass
+    return anon, file
 
 
 def cmd_mem(args):
@@ -546,6 +572,8 @@ ROWS = [
     ("bin_kib", "stripped binary, host (KiB)", 1),
     ("body_bytes", "/metrics body (bytes)", 0),
     ("idle_rss_kib", "idle RSS after {settle} s (KiB)", 0),
+    ("idle_anon_kib", "  of which anonymous: heap, stacks (KiB)", 0),
+    ("idle_file_kib", "  of which file-backed: code, libraries (KiB)", 0),
     ("peak_rss_kib", "peak RSS, VmHWM after load (KiB)", 0),
     ("idle_cpu_ms", "idle CPU over {idle} s (ms)", 2),
     ("sample_cpu_us", "CPU per sample (us)", 1),
@@ -711,6 +739,7 @@ def main(argv):
     sp.add_argument("--window", type=float, required=True)
     sp.add_argument("--interval", default="1s")
     sp.add_argument("--sampler", default="fluxstat")
+    sp.add_argument("--floor", type=int, default=0, help="PID of bench/floor.rs, for a note")
     sp.add_argument("servers", nargs="+", help="NAME=PID")
     sp.set_defaults(fn=cmd_idle)
 

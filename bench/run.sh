@@ -36,6 +36,9 @@
 #                         show in p99 at 50 connections                    0
 #   BENCH_FLUXSTAT_CONN_ARGS  extra fluxstat flags for the idle-connection step
 #                         (default: --max-connections 2000)
+#   BENCH_NGINX           nginx's file settings: tuned (open_file_cache,
+#                         sendfile off: its cheapest for one small file) or
+#                         stock (Debian's nginx.conf: sendfile, tcp_nopush)  tuned
 #   BENCH_NO_INSTALL=1    never call apt-get; missing tools are an error
 #   BENCH_KEEP=1          keep the temporary directory (logs, configs, wrk output)
 #
@@ -77,6 +80,8 @@ FLUXSTAT_CONN_ARGS=${BENCH_FLUXSTAT_CONN_ARGS:---max-connections 2000}
 NICE=${BENCH_NICE:-0}
 RT=${BENCH_RT:-0}
 OUT_MD=${BENCH_OUT:-}
+NGINX_MODE=${BENCH_NGINX:-tuned}
+case "$NGINX_MODE" in tuned|stock) ;; *) echo "run.sh: BENCH_NGINX must be tuned or stock, not '$NGINX_MODE'" >&2; exit 2 ;; esac
 FLUX_BIN=${FLUXSTAT_BIN:-}
 # fluxstat reads FLUXSTAT_* as options: keep ours out of its environment.
 unset FLUXSTAT_BIN
@@ -256,6 +261,25 @@ wait_ready() {  # NAME PID PORT
   kill -0 "$2" 2>/dev/null || die "$1 exited during start-up"
 }
 
+nginx_file_settings() {
+  if [ "$NGINX_MODE" = stock ]; then
+    cat <<'EOF'
+    # BENCH_NGINX=stock: Debian's nginx.conf settings for serving files.
+    sendfile on;
+    tcp_nopush on;
+EOF
+  else
+    cat <<'EOF'
+    # Tuned for one small file: 23 us vs 28-34 us CPU per request on the bench
+    # machine against Debian's defaults (sendfile on, tcp_nopush on, no file
+    # cache, which cost open+fstat+close and two TCP_CORK setsockopt per request).
+    sendfile off;
+    open_file_cache max=16 inactive=60s;
+    open_file_cache_valid 60s;
+EOF
+  fi
+}
+
 nginx_conf() {  # PORT WORKER_CONNECTIONS DIR -> writes DIR/nginx.conf
   local port=$1 wc=$2 dir=$3
   mkdir -p "$dir"
@@ -269,12 +293,7 @@ worker_rlimit_nofile $((wc + 64));
 events { worker_connections $wc; }
 http {
     access_log off;
-    # Tuned for one small file: 23 us vs 28-34 us CPU per request on the bench
-    # machine against Debian's defaults (sendfile on, tcp_nopush on, no file
-    # cache, which cost open+fstat+close and two TCP_CORK setsockopt per request).
-    sendfile off;
-    open_file_cache max=16 inactive=60s;
-    open_file_cache_valid 60s;
+$(nginx_file_settings)
     keepalive_timeout 75s;
     keepalive_requests 1000000;
     types { }
@@ -307,7 +326,8 @@ put meta.startup_runs "$STARTUP_RUNS"
 put meta.load_conns "$LOAD_CONNS"
 put meta.idle_conns "$IDLE_CONNS"
 put meta.line.1 "fluxstat: $FLUX_VERSION, commit $FLUX_COMMIT ($FLUX_SRC)"
-put meta.line.2 "nginx: $NGINX_VERSION (1 worker, access_log off, static file, open_file_cache, sendfile off); node_exporter: $NE_VERSION (--web.max-requests=0)"
+if [ "$NGINX_MODE" = stock ]; then nginx_text="Debian's file settings: sendfile on, tcp_nopush on"; else nginx_text="open_file_cache, sendfile off"; fi
+put meta.line.2 "nginx: $NGINX_VERSION (1 worker, access_log off, static file, $nginx_text); node_exporter: $NE_VERSION (--web.max-requests=0)"
 put meta.line.3 "host: $(uname -srm), $NCPU cores, $(date -u +%Y-%m-%dT%H:%M:%SZ); mode $mode"
 if [ "$PIN" = 1 ]; then pin_text="servers on core $SERVER_CPU, wrk and helpers on core $CLIENT_CPU"; else pin_text="no pinning"; fi
 [ "$NE_MISSING" = 1 ] && note "prometheus-node-exporter could not be found or installed: its columns are empty."
@@ -372,6 +392,16 @@ port_of() { case "$1" in fluxstat) echo "$FLUX_PORT" ;; nginx) echo "$NGINX_PORT
 alive() { kill -0 "$(pid_of "$1")" 2>/dev/null || die "$1 (pid $(pid_of "$1")) died; see its log"; }
 
 # ---------------------------------------------------------------- idle: RSS and CPU
+# The floor: an empty Rust program, for the share of RSS every glibc-linked Rust
+# program has (its idle RSS is a note under the table).
+floor_args=()
+if rustc -C opt-level=z -C panic=abort -C lto -C codegen-units=1 -C strip=symbols \
+    -o "$WORK/floor" "$BENCH_DIR/floor.rs" 2>"$WORK/floor.log"; then
+  start floor "$WORK/floor.out" "$WORK/floor"
+  floor_args=(--floor "$START_PID")
+else
+  log "could not build bench/floor.rs (see $WORK/floor.log); no floor note"
+fi
 log "idle: ${SETTLE_SECS} s settle, then ${IDLE_SECS} s CPU window"
 idle_args=()
 for s in "${SERVERS[@]}"; do
@@ -379,7 +409,8 @@ for s in "${SERVERS[@]}"; do
   idle_args+=("$s=$(pid_of "$s")")
 done
 py idle --settle "$SETTLE_SECS" --window "$IDLE_SECS" --interval "${INTERVAL:-1s}" \
-  --sampler fluxstat "${idle_args[@]}" >>"$RESULTS" || die "idle measurement failed"
+  --sampler fluxstat "${floor_args[@]}" "${idle_args[@]}" >>"$RESULTS" || die "idle measurement failed"
+if [ ${#floor_args[@]} = 2 ]; then stop_pid "${floor_args[1]}"; fi
 put nginx.sample_cpu_us "n/a"
 
 # ---------------------------------------------------------------- load: wrk
