@@ -594,15 +594,42 @@ ROWS = [
 
 
 def load_results(path):
-    res = {}
+    """Key -> value. A key recorded more than once (load steps repeated over
+    rounds) gets the median of its numeric values; its values in order are kept
+    under "rounds.<key>"."""
+    seen = {}
     with open(path) as f:
         for line in f:
             line = line.rstrip("\n")
             if not line or "\t" not in line:
                 continue
             k, v = line.split("\t", 1)
-            res[k] = v
+            seen.setdefault(k, []).append(v)
+    res = {}
+    for k, vs in seen.items():
+        nums = [_num(v) for v in vs]
+        if len(vs) > 1 and all(x is not None for x in nums):
+            res[k] = str(statistics.median(nums))
+            res["rounds." + k] = nums
+        else:
+            res[k] = vs[-1]
     return res
+
+
+def round_notes(res):
+    """One note on the spread of the repeated load figures, fluxstat against nginx."""
+    out = []
+    for key, what in (("cpu_req_cN", "server CPU per request"), ("rps_cN", "throughput")):
+        a, b = res.get("rounds.fluxstat." + key), res.get("rounds.nginx." + key)
+        if a and b and len(a) == len(b):
+            ratios = ", ".join("%.2fx" % (x / y) for x, y in zip(a, b) if y)
+            out.append("%s at %s connections, fluxstat/nginx per round: %s"
+                       % (what, res.get("meta.load_conns", "?"), ratios))
+    if out:
+        out.insert(0, "Load figures are medians of %s rounds (servers alternating)"
+                   % res.get("meta.rounds", "?"))
+        return ["; ".join(out) + "."]
+    return []
 
 
 def _num(v):
@@ -678,7 +705,7 @@ def meta_lines(res):
 
 
 def note_lines(res):
-    return [res[k] for k in sorted(res) if k.startswith("note.")]
+    return [res[k] for k in sorted(res) if k.startswith("note.")] + round_notes(res)
 
 
 def cmd_table(args):

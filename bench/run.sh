@@ -22,6 +22,8 @@
 #   BENCH_SETTLE_SECS     wait after start before idle RSS             10 / 2
 #   BENCH_LOAD_SECS       duration of each wrk step                    10 / 2
 #   BENCH_LOAD_CONNS      connections of the concurrent wrk step       50 / 50
+#   BENCH_ROUNDS          load rounds, servers alternating; the table    3 / 1
+#                         shows medians and a note the per-round ratios
 #   BENCH_IDLE_CONNS      idle keep-alive connections held            1000 / 100
 #   BENCH_STARTUP_RUNS    start-to-first-200 repetitions (median)      5 / 1
 #   BENCH_INTERVAL        pass --interval to fluxstat (default: its own, 1s)
@@ -63,10 +65,11 @@ ROOT=$(cd "$BENCH_DIR/.." && pwd)
 HELPER="$BENCH_DIR/helpers.py"
 
 if [ "$QUICK" = 1 ]; then
-  d_idle=5 d_settle=2 d_load=2 d_conns=100 d_runs=1 mode=quick PAUSE=0.3
+  d_idle=5 d_settle=2 d_load=2 d_conns=100 d_runs=1 d_rounds=1 mode=quick PAUSE=0.3
 else
-  d_idle=60 d_settle=10 d_load=10 d_conns=1000 d_runs=5 mode=full PAUSE=1
+  d_idle=60 d_settle=10 d_load=10 d_conns=1000 d_runs=5 d_rounds=3 mode=full PAUSE=1
 fi
+ROUNDS=${BENCH_ROUNDS:-$d_rounds}
 IDLE_SECS=${BENCH_IDLE_SECS:-$d_idle}
 SETTLE_SECS=${BENCH_SETTLE_SECS:-$d_settle}
 LOAD_SECS=${BENCH_LOAD_SECS:-$d_load}
@@ -90,6 +93,7 @@ case "$NICE" in
   -[0-9]|-1[0-9]|-20|[0-9]|1[0-9]) ;;
   *) echo "run.sh: BENCH_NICE must be -20..19, got '$NICE'" >&2; exit 2 ;;
 esac
+case "$ROUNDS" in ''|*[!0-9]*|0) echo "run.sh: BENCH_ROUNDS must be a positive integer, got '$ROUNDS'" >&2; exit 2 ;; esac
 case "$RT" in 0|1) ;; *) echo "run.sh: BENCH_RT must be 0 or 1, got '$RT'" >&2; exit 2 ;; esac
 for v in IDLE_SECS SETTLE_SECS LOAD_SECS LOAD_CONNS IDLE_CONNS STARTUP_RUNS SERVER_CPU CLIENT_CPU; do
   case "${!v}" in
@@ -324,6 +328,7 @@ put meta.settle_secs "$SETTLE_SECS"
 put meta.idle_secs "$IDLE_SECS"
 put meta.startup_runs "$STARTUP_RUNS"
 put meta.load_conns "$LOAD_CONNS"
+put meta.rounds "$ROUNDS"
 put meta.idle_conns "$IDLE_CONNS"
 put meta.line.1 "fluxstat: $FLUX_VERSION, commit $FLUX_COMMIT ($FLUX_SRC)"
 if [ "$NGINX_MODE" = stock ]; then nginx_text="Debian's file settings: sendfile on, tcp_nopush on"; else nginx_text="open_file_cache, sendfile off"; fi
@@ -331,7 +336,7 @@ put meta.line.2 "nginx: $NGINX_VERSION (1 worker, access_log off, static file, $
 put meta.line.3 "host: $(uname -srm), $NCPU cores, $(date -u +%Y-%m-%dT%H:%M:%SZ); mode $mode"
 if [ "$PIN" = 1 ]; then pin_text="servers on core $SERVER_CPU, wrk and helpers on core $CLIENT_CPU"; else pin_text="no pinning"; fi
 [ "$NE_MISSING" = 1 ] && note "prometheus-node-exporter could not be found or installed: its columns are empty."
-put meta.line.4 "wrk -t1 --latency, ${LOAD_SECS} s per step, keep-alive; $pin_text; fluxstat interval ${INTERVAL:-default (1s)}; nice $NICE${SCHED:+; servers and wrk SCHED_FIFO 1}"
+put meta.line.4 "wrk -t1 --latency, ${LOAD_SECS} s per step, $ROUNDS round(s), keep-alive; $pin_text; fluxstat interval ${INTERVAL:-default (1s)}; nice $NICE${SCHED:+; servers and wrk SCHED_FIFO 1}"
 
 # ---------------------------------------------------------------- sizes
 strip_size() {  # BINARY -> stripped size in KiB
@@ -430,9 +435,14 @@ load_step() {  # SERVER CONNS TAG
   sleep "$PAUSE"
 }
 
+for round in $(seq "$ROUNDS"); do
+  if [ "$ROUNDS" -gt 1 ]; then log "load round $round of $ROUNDS"; fi
+  for s in "${SERVERS[@]}"; do
+    load_step "$s" 1 c1
+    load_step "$s" "$LOAD_CONNS" cN
+  done
+done
 for s in "${SERVERS[@]}"; do
-  load_step "$s" 1 c1
-  load_step "$s" "$LOAD_CONNS" cN
   read -r _ hwm < <(py mem "$(pid_of "$s")")
   put "$s.peak_rss_kib" "$hwm"
 done
