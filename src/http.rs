@@ -261,10 +261,15 @@ pub fn refusal(req: &Request<'_>, access: &Access) -> Option<Status> {
 }
 
 fn route(target: &str) -> Route {
-    // Absolute form (RFC 9112 §3.2.2): drop scheme and authority.
-    let path = match target.split_once("://") {
-        Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
-        None => target,
+    // Origin form is the usual case; absolute form (RFC 9112 §3.2.2) loses its
+    // scheme and authority. A path that merely contains "://" stays a path.
+    let path = if target.starts_with('/') {
+        target
+    } else {
+        match target.split_once("://") {
+            Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
+            None => target,
+        }
     };
     let path = path.split_once('?').map_or(path, |(p, _)| p);
     match path {
@@ -499,6 +504,10 @@ mod tests {
             Parse::Complete(get(Route::Health, true, false), 47),
         );
         check(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", Parse::Complete(get(Route::Unknown, true, false), 27));
+        check(
+            b"GET /x://pi/metrics HTTP/1.1\r\nHost: a\r\n\r\n",
+            Parse::Complete(get(Route::Unknown, true, false), 41),
+        );
         check(b"GET /metrics HTTP/1.0\r\n\r\n", Parse::Complete(get(Route::Metrics, false, true), 25));
         check(
             b"GET /metrics HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n",
