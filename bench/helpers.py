@@ -368,6 +368,11 @@ def cmd_idle(args):
         print("%s.idle_anon_kib\t%d" % (name, anon))
         print("%s.idle_file_kib\t%d" % (name, file))
         before[name] = cpu_reading(pid)
+    if args.musl:
+        rss, _ = mem_reading(args.musl)
+        anon, _ = rss_split(args.musl)
+        print("fluxstat.musl_rss_kib\t%d" % rss)
+        print("fluxstat.musl_anon_kib\t%d" % anon)
     if args.floor:
         rss, _ = mem_reading(args.floor)
         anon, file = rss_split(args.floor)
@@ -574,6 +579,8 @@ ROWS = [
     ("idle_rss_kib", "idle RSS after {settle} s (KiB)", 0),
     ("idle_anon_kib", "  of which anonymous: heap, stacks (KiB)", 0),
     ("idle_file_kib", "  of which file-backed: code, libraries (KiB)", 0),
+    ("musl_rss_kib", "idle RSS, x86_64 static musl artefact (KiB)", 0),
+    ("musl_anon_kib", "  of which anonymous (KiB)", 0),
     ("peak_rss_kib", "peak RSS, VmHWM after load (KiB)", 0),
     ("idle_cpu_ms", "idle CPU over {idle} s (ms)", 2),
     ("sample_cpu_us", "CPU per sample (us)", 1),
@@ -667,6 +674,8 @@ def build_table(res):
     rows = []
     for key, label, dec in ROWS:
         vals = [res.get("%s.%s" % (s, key)) for s in SERVERS]
+        if key.startswith("musl_") and all(v is None for v in vals):
+            continue  # no static musl artefact was built
         rows.append([label.format(**fmtargs)] + [_fmt(v, dec) for v in vals]
                     + [_ratio(vals[0], vals[1]), _ratio(vals[0], vals[2])])
     # Cross-built artefacts (target/artefacts/fluxstat-*), fluxstat column only.
@@ -767,6 +776,7 @@ def main(argv):
     sp.add_argument("--interval", default="1s")
     sp.add_argument("--sampler", default="fluxstat")
     sp.add_argument("--floor", type=int, default=0, help="PID of bench/floor.rs, for a note")
+    sp.add_argument("--musl", type=int, default=0, help="PID of the static musl artefact")
     sp.add_argument("servers", nargs="+", help="NAME=PID")
     sp.set_defaults(fn=cmd_idle)
 

@@ -407,6 +407,16 @@ if rustc -C opt-level=z -C panic=abort -C lto -C codegen-units=1 -C strip=symbol
 else
   log "could not build bench/floor.rs (see $WORK/floor.log); no floor note"
 fi
+# The static musl build, when cross/build-artefacts.sh x86_64-unknown-linux-musl made
+# it: what an x86-64 OpenWrt or Alpine box runs, with no shared C library to map.
+musl_args=()
+MUSL_BIN="$ARTEFACTS/fluxstat-x86_64-unknown-linux-musl"
+if [ -x "$MUSL_BIN" ]; then
+  MUSL_PORT=$(py port)
+  start fluxstat-musl "$WORK/fluxstat-musl.log" "$MUSL_BIN" --listen "127.0.0.1:$MUSL_PORT" "${FLUX_INTERVAL_ARGS[@]}"
+  musl_args=(--musl "$START_PID")
+  wait_ready fluxstat-musl "$START_PID" "$MUSL_PORT"
+fi
 log "idle: ${SETTLE_SECS} s settle, then ${IDLE_SECS} s CPU window"
 idle_args=()
 for s in "${SERVERS[@]}"; do
@@ -414,8 +424,10 @@ for s in "${SERVERS[@]}"; do
   idle_args+=("$s=$(pid_of "$s")")
 done
 py idle --settle "$SETTLE_SECS" --window "$IDLE_SECS" --interval "${INTERVAL:-1s}" \
-  --sampler fluxstat "${floor_args[@]}" "${idle_args[@]}" >>"$RESULTS" || die "idle measurement failed"
+  --sampler fluxstat "${floor_args[@]}" "${musl_args[@]}" "${idle_args[@]}" >>"$RESULTS" \
+  || die "idle measurement failed"
 if [ ${#floor_args[@]} = 2 ]; then stop_pid "${floor_args[1]}"; fi
+if [ ${#musl_args[@]} = 2 ]; then stop_pid "${musl_args[1]}"; fi
 put nginx.sample_cpu_us "n/a"
 
 # ---------------------------------------------------------------- load: wrk

@@ -10,7 +10,8 @@
 #                    -Cpanic=immediate-abort, no unwind tables, no Debug formatting
 #                    or panic locations)
 #   FLUXSTAT_ARTEFACT_RUSTFLAGS  more rustc flags for the artefacts
-#   TARGET           also mipsel-unknown-linux-musl, experimental (see cross/README.md)
+#   TARGET           also mipsel-unknown-linux-musl, experimental (see cross/README.md),
+#                    and x86_64-unknown-linux-musl, a static x86-64 build
 #   FLUXSTAT_GLIBC   glibc version the -gnu binaries require at least (default 2.17)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -60,9 +61,10 @@ for target in "${targets[@]}"; do
     cross_cargo zig build "$target" "${cargo_args[@]}"
     artefact="$out/fluxstat-$target"
     cp "target/$target/release/fluxstat" "$artefact"
-    log "$target built in $((SECONDS - started)) s; running it under qemu"
-    # shellcheck disable=SC2046
-    $(qemu_runner "$target") "$artefact" --version || die "$artefact does not run under $(qemu_runner "$target")"
+    runner="$(qemu_runner "$target")"
+    log "$target built in $((SECONDS - started)) s; running it${runner:+ under $runner}"
+    # shellcheck disable=SC2086 # the runner is a command line, or empty
+    $runner "$artefact" --version || die "$artefact does not run${runner:+ under $runner}"
     names+=("fluxstat-$target")
 done
 

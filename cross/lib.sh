@@ -29,6 +29,10 @@ TARGETS=(
     arm-unknown-linux-gnueabihf
 )
 EXPERIMENTAL_TARGETS=(mipsel-unknown-linux-musl)
+# Built only when named: a static build for x86-64 routers and PCs running OpenWrt or
+# Alpine (musl). It runs here without qemu, which also makes it the build whose idle
+# RSS bench/run.sh can measure natively.
+NATIVE_TARGETS=(x86_64-unknown-linux-musl)
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -44,7 +48,7 @@ use_cross_toolchain() {
 
 known_target() {
     local t
-    for t in "${TARGETS[@]}" "${EXPERIMENTAL_TARGETS[@]}"; do
+    for t in "${TARGETS[@]}" "${EXPERIMENTAL_TARGETS[@]}" "${NATIVE_TARGETS[@]}"; do
         [[ $t == "$1" ]] && return 0
     done
     return 1
@@ -69,6 +73,7 @@ qemu_runner() {
         # binary only runs here on qemu's default (newest) CPU.
         arm-unknown-linux-gnueabihf) echo "qemu-arm-static -L /usr/arm-linux-gnueabihf" ;;
         mipsel-unknown-linux-musl) echo "qemu-mipsel-static -cpu 24KEc" ;;
+        x86_64-unknown-linux-musl) echo "" ;; # runs natively on the build machine
         *) die "no qemu runner for $1" ;;
     esac
 }

@@ -15,6 +15,7 @@ source "$here/lib.sh"
 target="$1"
 shift
 known_target "$target" || die "unknown target $target"
+[[ $target == x86_64-* ]] && die "$target runs natively: the ordinary \`cargo test\` covers it"
 
 "$here/setup.sh"
 use_cross_toolchain
