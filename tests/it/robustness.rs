@@ -254,7 +254,10 @@ fn memory_per_connection_is_bounded() {
     let rss1 = rss_kib(pid);
     let per_conn = (rss1.saturating_sub(rss0) * 1024) as f64 / IDLE as f64;
     println!("memory: {IDLE} idle connections grew RSS from {rss0} KiB to {rss1} KiB: {per_conn:.0} bytes each");
-    assert!(per_conn < 8192.0, "{per_conn:.0} bytes per idle connection");
+    // Under qemu-user the RSS is qemu's, and grows with its translated-code cache
+    // whenever a new code path runs: the bounds only mean something natively.
+    let check_rss = !emulated();
+    assert!(!check_rss || per_conn < 8192.0, "{per_conn:.0} bytes per idle connection");
 
     // A client that pipelines without reading: fluxstat stops reading once it
     // holds 16 KiB plus one response of unsent output, so its memory stays put.
@@ -288,7 +291,7 @@ fn memory_per_connection_is_bounded() {
         "memory: a client pipelining {} KiB without reading grew RSS by {grew} KiB",
         sent.load(Ordering::Relaxed) / 1024
     );
-    assert!(grew < 256, "RSS grew by {grew} KiB for one client that does not read");
+    assert!(!check_rss || grew < 256, "RSS grew by {grew} KiB for one client that does not read");
     stop.store(true, Ordering::Relaxed);
     hog.shutdown(std::net::Shutdown::Both).expect("shutdown");
     writer.join().expect("writer");

@@ -180,8 +180,10 @@ fn soak_mixed_traffic_leaks_nothing_and_answers_every_good_request() {
     let floor = if crate::support::emulated() { 100 } else { 1_000 };
     assert!(total > floor * secs, "too little traffic to call it a soak: {total}");
     // 256 connections at their bound (8 KiB head + 16 KiB and a response out)
-    // would be about 7 MiB; the soak never has more than a few at once.
-    assert!(rss_max - rss0 < 8 * 1024, "RSS grew from {rss0} KiB to {rss_max} KiB");
+    // would be about 7 MiB; the soak never has more than a few at once. Under
+    // qemu-user the RSS is qemu's (its translated-code cache grows on new paths),
+    // so the bound is checked natively only.
+    assert!(crate::support::emulated() || rss_max - rss0 < 8 * 1024, "RSS grew from {rss0} KiB to {rss_max} KiB");
     assert_eq!(Client::connect(addr).get("/metrics").status, 200);
     run.signal("TERM");
     assert_eq!(run.wait_exit().0, 0);
