@@ -403,33 +403,29 @@ def cmd_cpudelta(args):
     return 0
 
 
-def mem_reading(root):
-    rss = hwm = 0
+def status_kib(root, fields):
+    """The given /proc/PID/status fields (KiB), each summed over the process tree."""
+    sums = dict.fromkeys(fields, 0)
     for pid in tree_pids(root):
         try:
             for line in _read("/proc/%d/status" % pid).splitlines():
-                if line.startswith("VmRSS:"):
-                    rss += int(line.split()[1])
-                elif line.startswith("VmHWM:"):
-                    hwm += int(line.split()[1])
+                name, _, rest = line.partition(":")
+                if name in sums:
+                    sums[name] += int(rest.split()[0])
         except OSError:
             pass
-    return rss, hwm
+    return sums
+
+
+def mem_reading(root):
+    s = status_kib(root, ("VmRSS", "VmHWM"))
+    return s["VmRSS"], s["VmHWM"]
 
 
 def rss_split(root):
     """(RssAnon, RssFile + RssShmem) in KiB, summed over the process tree."""
-    anon = file = 0
-    for pid in tree_pids(root):
-        try:
-            for line in _read("/proc/%d/status" % pid).splitlines():
-                if line.startswith("RssAnon:"):
-                    anon += int(line.split()[1])
-                elif line.startswith(("RssFile:", "RssShmem:")):
-                    file += int(line.split()[1])
-        except OSError:
-            pass
-    return anon, file
+    s = status_kib(root, ("RssAnon", "RssFile", "RssShmem"))
+    return s["RssAnon"], s["RssFile"] + s["RssShmem"]
 
 
 def cmd_mem(args):
