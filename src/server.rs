@@ -54,6 +54,12 @@ use crate::published::{Latest, Published};
 /// Responses are written once this many bytes are queued, so a client that
 /// pipelines without reading cannot make fluxstat buffer without bound.
 pub const OUT_FLUSH: usize = 16 * 1024;
+/// The kernel's send buffer per connection (it reserves twice this). Without a
+/// cap, Linux grows it to `tcp_wmem`'s maximum (4 MiB by default) for a client
+/// that pipelines and never reads, so such a client would pin megabytes of
+/// kernel memory and look idle rather than busy; a batch of answers (`OUT_FLUSH`
+/// plus one response) fits many times over.
+const SEND_BUFFER: usize = 64 * 1024;
 /// How long fluxstat keeps reading (and discarding) after an error response
 /// before closing, so the client sees the response rather than a reset.
 const LINGER: Duration = Duration::from_secs(1);
@@ -501,6 +507,7 @@ async fn accept_loop(ex: Rc<LocalExecutor<'static>>, state: Rc<State>, listener:
 fn admit(ex: &LocalExecutor<'static>, state: &Rc<State>, socket: Socket) {
     // One write per response batch; Nagle would only add latency.
     let _ = socket.stream.get_ref().set_nodelay(true);
+    let _ = rustix::net::sockopt::set_socket_send_buffer_size(socket.stream.get_ref(), SEND_BUFFER);
     let full = state.conns.borrow().len() >= state.settings.max_connections;
     if full && !state.displace_one() {
         if state.lingering.get() < state.reject_budget {
