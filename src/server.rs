@@ -137,7 +137,7 @@ struct State {
     errors: Vec<(Status, Entity)>,
     date: RefCell<http::DateCache>,
     conns: RefCell<Slab<Rc<Ctl>>>,
-    /// Refused connections being answered (403, 503): at most `reject_budget`.
+    /// Refused connections being answered (403): at most `reject_budget`.
     lingering: Cell<usize>,
     reject_budget: usize,
     /// Sockets held by tasks: connections, refused ones, displaced ones closing.
@@ -262,19 +262,14 @@ impl State {
 
     /// Makes room for a new connection by closing the one that has waited longest:
     /// idle, trickling a head, lingering after an error, or not taking its
-    /// responses (waiting since the last byte it took). False only when the
-    /// table is empty.
-    fn displace_one(&self) -> bool {
+    /// responses (waiting since the last byte it took).
+    fn displace_one(&self) {
         let mut conns = self.conns.borrow_mut();
         let victim = conns.iter().min_by_key(|(_, c)| c.since.get()).map(|(key, _)| key);
-        match victim {
-            Some(key) => {
-                let ctl = conns.remove(key);
-                ctl.kill(Kill::Displaced);
-                self.stats.open.store(conns.len(), Ordering::Relaxed);
-                true
-            }
-            None => false,
+        if let Some(key) = victim {
+            let ctl = conns.remove(key);
+            ctl.kill(Kill::Displaced);
+            self.stats.open.store(conns.len(), Ordering::Relaxed);
         }
     }
 
@@ -508,13 +503,10 @@ fn admit(ex: &LocalExecutor<'static>, state: &Rc<State>, socket: Socket) {
     // One write per response batch; Nagle would only add latency.
     let _ = socket.stream.get_ref().set_nodelay(true);
     let _ = rustix::net::sockopt::set_socket_send_buffer_size(socket.stream.get_ref(), SEND_BUFFER);
-    let full = state.conns.borrow().len() >= state.settings.max_connections;
-    if full && !state.displace_one() {
-        if state.lingering.get() < state.reject_budget {
-            state.lingering.set(state.lingering.get() + 1);
-            ex.spawn(reject(socket, Status::ServiceUnavailable, http::RETRY_AFTER)).detach();
-        }
-        return;
+    if state.conns.borrow().len() >= state.settings.max_connections {
+        // Every connection can be displaced, so the newcomer is always served;
+        // the displaced one closes before the accept loop runs again.
+        state.displace_one();
     }
     let ctl = Rc::new(Ctl {
         phase: Cell::new(Phase::Head),
@@ -549,17 +541,17 @@ fn refuse(ex: &LocalExecutor<'static>, state: &Rc<State>, socket: Socket) {
     state.refusal_report(now, report);
     if state.lingering.get() < state.reject_budget {
         state.lingering.set(state.lingering.get() + 1);
-        ex.spawn(reject(socket, Status::Forbidden, b"")).detach();
+        ex.spawn(reject(socket, Status::Forbidden)).detach();
     }
 }
 
-/// Answers a connection that is not served with `status` and closes it: 503 with
-/// Retry-After when no connection can make room, 403 outside the allowlist.
-async fn reject(socket: Socket, status: Status, extra: &'static [u8]) {
+/// Answers a connection that is not served with `status` (403 outside the
+/// allowlist) and closes it.
+async fn reject(socket: Socket, status: Status) {
     crate::debug!("connection from {} refused: {}", socket.peer, status.code());
     let (state, stream) = (&socket.state, &socket.stream);
     let mut out = Vec::new();
-    state.write_error(&mut out, status, extra, Conn::Close);
+    state.write_error(&mut out, status, b"", Conn::Close);
     let deadline = Timer::after(LINGER);
     let send = async {
         let _ = write_all(stream, &mut out, None).await;

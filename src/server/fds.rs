@@ -1,7 +1,7 @@
 //! The descriptor budget: how many connections fit `RLIMIT_NOFILE`.
 //!
 //! Every connection is a descriptor, and so is every refused connection that is
-//! still being answered (403, 503). The rest of the process needs descriptors
+//! still being answered (403) and every displaced one until it is closed. The rest of the process needs descriptors
 //! too: stdio, the listeners, the reactor (epoll, eventfd, timerfd), the signal
 //! pipe, and the sampler's `/proc` and `/sys` files. So at start-up fluxstat
 //! raises its soft limit as far as the hard limit allows, counts what it already
@@ -16,9 +16,9 @@ use std::io;
 /// statvfs worker.
 pub const SAMPLER_FDS: usize = 32;
 
-/// How many connections may be held at once by answers to connections that are
-/// not served (403 outside the allowlist, 503) and by displaced connections
-/// that are closing: an eighth of the cap, between 1 and 64.
+/// How many sockets may be held at once beyond the cap, by answers to refused
+/// connections (403 outside the allowlist) and by displaced connections that
+/// are closing: an eighth of the cap, between 1 and 64.
 pub fn reject_budget(max_connections: usize) -> usize {
     (max_connections / 8).clamp(1, 64)
 }
