@@ -88,7 +88,7 @@ pub fn cap(asked: usize, listeners: usize) -> io::Result<usize> {
             if cap < asked {
                 crate::info!(
                     "serving at most {cap} connections, not {asked}: the open-file limit is {limit} \
-                     ({already} in use, {SAMPLER_FDS} kept for the sampler, {} for refused connections)",
+                     ({already} in use, {SAMPLER_FDS} kept for the sampler, {} for refused and closing sockets)",
                     reject_budget(cap)
                 );
             }

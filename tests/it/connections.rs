@@ -313,6 +313,8 @@ fn an_idle_responder_does_not_wake_up() {
 
 #[test]
 fn debug_log_says_why_each_connection_closed() {
+    // Long enough for the newcomer to arrive before the idle one times out.
+    let idle_timeout = if emulated() { "3s" } else { "1s" };
     let mut run = Running::start(fluxstat().args([
         "--listen",
         "127.0.0.1:0",
@@ -321,7 +323,7 @@ fn debug_log_says_why_each_connection_closed() {
         "--max-connections",
         "1",
         "--idle-timeout",
-        "300ms",
+        idle_timeout,
         "--request-timeout",
         "300ms",
     ]));

@@ -166,6 +166,18 @@ fn connections_fit_the_descriptor_limit_and_the_sampler_keeps_every_family() {
     assert_eq!(run.wait_exit().0, 0);
 }
 
+#[test]
+fn a_descriptor_limit_with_no_room_for_connections_is_a_clear_error() {
+    let mut run = fluxstat_with_nofile(40, &["--listen", "127.0.0.1:0"]);
+    let (code, _) = run.wait_exit();
+    assert_eq!(code, 1);
+    let lines = run.all_lines();
+    assert!(
+        lines.iter().any(|l| l.contains("ERROR the open-file limit (40) leaves no room for connections")),
+        "{lines:?}"
+    );
+}
+
 /// What a client saw of one response.
 enum Seen {
     Complete,
