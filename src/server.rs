@@ -858,6 +858,8 @@ async fn sweep_loop(state: Rc<State>) {
         let flushed = state.refusals.borrow_mut().flush(now);
         if flushed.is_some() {
             state.refusal_report(now, flushed);
+        } else if state.refusal_due.get().is_some_and(|due| due <= now) {
+            state.refusal_due.set(None); // nothing was left to report
         }
         let mut next = state.refusal_due.get();
         for (_, ctl) in state.conns.borrow().iter() {

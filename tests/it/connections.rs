@@ -356,3 +356,21 @@ fn debug_log_says_why_each_connection_closed() {
     run.signal("TERM");
     assert_eq!(run.wait_exit().0, 0);
 }
+
+#[test]
+fn a_sleeping_sweeper_still_logs_silenced_refusals_when_their_window_ends() {
+    let mut run = Running::start(fluxstat().args(["--listen", "127.0.0.1:0", "--allow", "10.0.0.0/8"]));
+    let addr = run.listening_addr();
+    for _ in 0..2 {
+        assert_eq!(Client::connect(addr).response().status, 403);
+    }
+    run.line_with("refused 1 connection from outside --allow");
+    // The second refusal fell in the first one's 10 s window: with no connection
+    // open the sweeper sleeps, yet it reports it once the window has passed.
+    std::thread::sleep(Duration::from_secs(5)); // pacing: half the window
+    let started = Instant::now();
+    run.line_with("refused 1 connection from outside --allow");
+    println!("refusal log: the silenced refusal was reported {:?} into the second half", started.elapsed());
+    run.signal("TERM");
+    assert_eq!(run.wait_exit().0, 0);
+}
