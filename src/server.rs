@@ -504,8 +504,9 @@ fn admit(ex: &LocalExecutor<'static>, state: &Rc<State>, socket: Socket) {
     let _ = socket.stream.get_ref().set_nodelay(true);
     let _ = rustix::net::sockopt::set_socket_send_buffer_size(socket.stream.get_ref(), SEND_BUFFER);
     if state.conns.borrow().len() >= state.settings.max_connections {
-        // Every connection can be displaced, so the newcomer is always served;
-        // the displaced one closes before the accept loop runs again.
+        // Every connection can be displaced, so the newcomer is always served.
+        // The displaced one closes when its task next runs; until then its
+        // socket counts against the socket budget.
         state.displace_one();
     }
     let ctl = Rc::new(Ctl {
