@@ -69,8 +69,10 @@ fn run(config: Config) -> Result<(), String> {
         }
     }
 
+    // After the sampler and the listeners opened theirs: the cap fits what is left.
+    let max_connections = server::fds::cap(config.max_connections, listeners.len()).map_err(|e| e.to_string())?;
     let settings = Settings {
-        max_connections: config.max_connections,
+        max_connections,
         request_timeout: config.request_timeout,
         idle_timeout: config.idle_timeout,
         interval: config.interval,

@@ -1,4 +1,4 @@
-//! Issue 6, keeps serving: slow clients, a full descriptor table, SIGTERM under
+//! Issue 6, keeps serving: slow clients, a descriptor limit, SIGTERM under
 //! load, and the per-connection memory bound, over real sockets on 127.0.0.1.
 //! Each test prints the figure it measures.
 
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::cli::{fluxstat, Running};
 use crate::process::{clock_ticks_per_second, cpu_ticks, ensure_nofile, fd_count, rss_kib, steady_fd_count};
-use crate::support::{emulated, heavy, settings, wait_for, Client, TestServer, PATIENCE};
+use crate::support::{as_str, at, emulated, heavy, settings, wait_for, Client, TestServer, PATIENCE};
 
 const GET_METRICS: &[u8] = b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n";
 
@@ -81,45 +81,101 @@ fn slow_clients_do_not_delay_a_fresh_one_and_are_closed_at_the_request_timeout()
 /// fluxstat under `ulimit -n`, started through bash so the limit applies to it only.
 fn fluxstat_with_nofile(limit: u32, args: &[&str]) -> Running {
     let bin = env!("CARGO_BIN_EXE_fluxstat");
-    // $FLUXSTAT_RUNNER is empty natively, the emulator under cross/test-under-qemu.sh.
-    let script = format!("ulimit -n {limit} && exec $FLUXSTAT_RUNNER \"$FLUXSTAT_BIN\" \"$@\"");
+    // $RUNNER is empty natively, the emulator under cross/test-under-qemu.sh.
+    let script = format!("ulimit -n {limit} && exec $RUNNER \"$BIN\" \"$@\"");
     let mut bash = std::process::Command::new("bash");
     bash.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("FLUXSTAT_BIN", bin)
-        .env("FLUXSTAT_RUNNER", crate::cli::runner().join(" "))
+        // Not FLUXSTAT_*: fluxstat warns about variables it does not know.
+        .env("BIN", bin)
+        .env("RUNNER", crate::cli::runner().join(" "))
         .envs(std::env::vars().filter(|(k, _)| k.starts_with("QEMU_")));
     bash.args(["-c", &script, "fluxstat"]).args(args);
     Running::start(&mut bash)
 }
 
+/// The families of a `/metrics` document (`system.*`) that are not `null`.
+fn families_present(doc: &miniserde::json::Value) -> Vec<String> {
+    match at(doc, &["system"]) {
+        miniserde::json::Value::Object(o) => {
+            o.iter().filter(|(_, v)| !matches!(v, miniserde::json::Value::Null)).map(|(k, _)| k.clone()).collect()
+        }
+        other => panic!("system is not an object: {other:?}"),
+    }
+}
+
 #[test]
-fn a_full_descriptor_table_neither_crashes_nor_spins_and_serving_resumes() {
+fn connections_fit_the_descriptor_limit_and_the_sampler_keeps_every_family() {
     let _heavy = heavy();
-    let mut run = fluxstat_with_nofile(64, &["--listen", "127.0.0.1:0", "--request-timeout", "1m"]);
+    // 64 descriptors, soft and hard, with the default --max-connections (128).
+    let mut run = fluxstat_with_nofile(64, &["--listen", "127.0.0.1:0", "--interval", "200ms"]);
     let addr = run.listening_addr();
     let pid = run.child.id();
-    assert_eq!(Client::connect(addr).get("/metrics").status, 200);
+    let baseline = Client::connect(addr).get("/metrics");
+    assert_eq!(baseline.status, 200);
+    let families = families_present(&baseline.json());
 
-    // More connections than descriptors: the kernel queues the rest in the backlog.
-    let hogs: Vec<TcpStream> = (0..100).map(|_| TcpStream::connect(addr).expect("connect")).collect();
-    run.line_with("accept failed");
+    // More idle clients than descriptors: half answered once, half silent.
+    let hogs: Vec<Client> = (0..100)
+        .map(|i| {
+            let mut c = Client::connect(addr);
+            if i % 2 == 0 {
+                // Answered unless a later hog displaced it already.
+                let _ = c.stream.write_all(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
+            }
+            c
+        })
+        .collect();
     let fds = fd_count(pid);
-    assert!(fds >= 60, "the table should be full: {fds} descriptors");
+    assert!(fds < 64, "the descriptor table is full: {fds}");
 
+    // Fresh clients are served (displacing idle ones), and the sampler, with
+    // its descriptors kept free, still reads every family.
+    let mut updated = Vec::new();
+    for _ in 0..10 {
+        let r = Client::connect(addr).get("/metrics");
+        assert_eq!(r.status, 200, "a fresh client amid {} idle ones", hogs.len());
+        let doc = r.json();
+        assert_eq!(families_present(&doc), families, "families present under connection load");
+        updated.push(as_str(at(&doc, &["updated_at"])).to_owned());
+        std::thread::sleep(Duration::from_millis(100)); // pacing: two polls per sample
+    }
+    updated.dedup();
+    assert!(updated.len() >= 3, "the sampler stalled: {updated:?}");
+    let cap_line = run.line_with("serving at most");
+    let cap: usize = cap_line
+        .split("serving at most ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("a number in {cap_line:?}"));
+
+    // Not spinning on the connections it cannot take yet.
     let (t0, w0) = (cpu_ticks(pid), Instant::now());
     std::thread::sleep(Duration::from_secs(1)); // the measurement window
     let (t1, wall) = (cpu_ticks(pid), w0.elapsed());
     let share = (t1 - t0) as f64 / clock_ticks_per_second() as f64 / wall.as_secs_f64();
-    println!("fd exhaustion: {fds} descriptors open, fluxstat used {:.1} % of a core over {wall:?}", share * 100.0);
-    assert!(share < 0.2, "fluxstat spins while out of descriptors: {:.1} % of a core", share * 100.0);
-    assert!(run.child.try_wait().expect("try_wait").is_none(), "fluxstat died");
-
+    println!(
+        "descriptors: nofile 64 → cap {cap}; {fds} descriptors open with 100 idle clients; \
+         families {families:?} all present; {:.1} % of a core",
+        share * 100.0
+    );
+    assert!(share < 0.2, "fluxstat spins: {:.1} % of a core", share * 100.0);
     drop(hogs);
-    let r = Client::connect(addr).get("/metrics");
-    assert_eq!(r.status, 200, "serving resumes once descriptors are free");
+    assert_eq!(Client::connect(addr).get("/metrics").status, 200);
     run.signal("TERM");
     assert_eq!(run.wait_exit().0, 0);
+}
+
+#[test]
+fn a_descriptor_limit_with_no_room_for_connections_is_a_clear_error() {
+    let mut run = fluxstat_with_nofile(40, &["--listen", "127.0.0.1:0"]);
+    let (code, _) = run.wait_exit();
+    assert_eq!(code, 1);
+    let lines = run.all_lines();
+    assert!(
+        lines.iter().any(|l| l.contains("ERROR the open-file limit (40) leaves no room for connections")),
+        "{lines:?}"
+    );
 }
 
 /// What a client saw of one response.
