@@ -19,7 +19,10 @@ pub fn encode(snapshot: &Snapshot) -> Vec<u8> {
             uptime: snapshot.uptime,
             cpu: snapshot.cpu.as_ref().map(CpuJson::from),
             memory: snapshot.memory.as_ref().map(MemoryJson::from),
-            disk: snapshot.disks.as_deref().map(|disks| DiskJson { disks_total: disks.len() as u64, disks: Disks(disks) }),
+            disk: snapshot
+                .disks
+                .as_deref()
+                .map(|disks| DiskJson { disks_total: disks.len() as u64, disks: Disks(disks) }),
             swap: snapshot.swap.as_ref().map(SwapJson::from),
             load: snapshot.load.as_ref().map(LoadJson::from),
             network: snapshot.network.as_deref().map(|ifs| Named(ifs.iter().map(interface).collect())),

@@ -2,6 +2,7 @@
 //! real parsing of what comes back.
 
 mod cli;
+mod edges;
 mod fixtures;
 #[path = "../../fuzz/checks.rs"]
 mod fuzz_checks;
