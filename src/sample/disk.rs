@@ -229,23 +229,21 @@ impl DiskReader {
 
     pub fn read_mounts(&mut self, mounts: Vec<Mount>) -> Vec<Disk> {
         let infos = self.stat_all(&mounts);
-        mounts
-            .into_iter()
-            .zip(infos)
-            .filter_map(|(m, info)| {
-                let (usage, read_only, inodes) = match info {
-                    Answer::Ok(i) if i.stats.blocks == 0 => return None,
-                    Answer::Ok(i) => (
-                        Some(usage(i.stats)),
-                        Some(i.read_only),
-                        (i.files > 0).then_some(Inodes { total: i.files, free: i.ffree.min(i.files) }),
-                    ),
-                    Answer::Failed => return None,
-                    Answer::Silent => (None, None, None),
-                };
-                Some(Disk { name: m.source, mount: m.mount, filesystem: m.fstype, usage, read_only, inodes })
-            })
-            .collect()
+        let mut disks = Vec::with_capacity(mounts.len());
+        disks.extend(mounts.into_iter().zip(infos).filter_map(|(m, info)| {
+            let (usage, read_only, inodes) = match info {
+                Answer::Ok(i) if i.stats.blocks == 0 => return None,
+                Answer::Ok(i) => (
+                    Some(usage(i.stats)),
+                    Some(i.read_only),
+                    (i.files > 0).then_some(Inodes { total: i.files, free: i.ffree.min(i.files) }),
+                ),
+                Answer::Failed => return None,
+                Answer::Silent => (None, None, None),
+            };
+            Some(Disk { name: m.source, mount: m.mount, filesystem: m.fstype, usage, read_only, inodes })
+        }));
+        disks
     }
 
     fn stat_all(&mut self, mounts: &[Mount]) -> Vec<Answer> {
@@ -265,6 +263,9 @@ impl DiskReader {
             let shared = Arc::clone(&worker.shared);
             let mut ex = shared.lock();
             ex.results.clear();
+            // Reserved here, so that the worker's pushes never allocate and its
+            // thread needs no malloc arena of its own.
+            ex.results.reserve(jobs.len());
             ex.jobs = std::mem::take(&mut jobs);
             shared.job_ready.notify_one();
             loop {
@@ -659,16 +660,20 @@ mod tests {
         let small = parse_mountinfo(&many_tmpfs(2_000));
         let big = parse_mountinfo(&many_tmpfs(32_000));
         let filter = DiskFilter::default();
+        // The quickest of three runs, so that a preempted run does not count.
         let time = |mounts: &Vec<Mount>| {
-            let started = Instant::now();
-            let chosen = select(mounts.clone(), &filter);
-            (started.elapsed(), chosen)
+            let mut best = (Duration::MAX, Vec::new());
+            for _ in 0..3 {
+                let input = mounts.clone();
+                let started = Instant::now();
+                let chosen = select(input, &filter);
+                best = (best.0.min(started.elapsed()), chosen);
+            }
+            best
         };
-        let (_, warm) = time(&small);
         let (t_small, chosen_small) = time(&small);
         let (t_big, chosen_big) = time(&big);
         assert_eq!((chosen_small.len(), chosen_big.len()), (2_001, 32_001));
-        assert_eq!(warm, chosen_small);
         assert_eq!(chosen_big[0].mount, "/");
         assert!(chosen_big.windows(2).all(|w| w[0].path < w[1].path), "sorted by mount point");
         // 16 times the mounts: linear-log is some 20 times the time, quadratic 256.
