@@ -32,12 +32,21 @@ pub fn open(path: &Path) -> io::Result<File> {
 /// The content of a small file, at most `max` bytes; a longer file is an error
 /// (`InvalidData`) after reading `max + 1` bytes.
 pub fn read_bounded(path: &Path, max: usize) -> io::Result<Vec<u8>> {
-    let file = open(path)?;
-    let mut out = Vec::with_capacity(64.min(max + 1));
-    file.take(max as u64 + 1).read_to_end(&mut out)?;
-    if out.len() > max {
+    let mut file = open(path)?;
+    let mut out = vec![0u8; max + 1];
+    let mut n = 0;
+    while n < out.len() {
+        match file.read(&mut out[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if n > max {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "longer than expected"));
     }
+    out.truncate(n);
     Ok(out)
 }
 
