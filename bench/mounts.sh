@@ -9,6 +9,8 @@
 #   sample   fluxstat's `sample_duration_us` (median over the samples taken) and
 #            its CPU time per sample (user + system, serialisation included)
 #   rss      fluxstat's VmRSS and VmHWM after the samples
+#   cg_peak  the peak memory charged to fluxstat's own memory cgroup (anonymous,
+#            page cache and kernel memory: what a unit's MemoryMax= is compared to)
 #   disks    `disks_total` of the last document, and how many had `usage: null`
 #
 # It is a benchmark, not a test: a poor figure never fails it. It needs root (mount
@@ -20,8 +22,8 @@
 #   FLUXSTAT_BIN        use this binary instead of `cargo build --release`
 #   BENCH_SAMPLES       samples to take per count                       10
 #   BENCH_INTERVAL      fluxstat's --interval                           1s
-#   BENCH_CPU_QUOTA     run fluxstat under this CPU quota (e.g. 20%), with
-#                       systemd-run --scope -p CPUQuota=…; empty: no cap
+#   BENCH_CPU_QUOTA     cap fluxstat at this percentage of one CPU (e.g. 20), in
+#                       a CPU cgroup of its own; empty: no cap
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -33,7 +35,38 @@ if [ -z "${FLUXSTAT_BIN:-}" ]; then
   FLUXSTAT_BIN="$here/../target/release/fluxstat"
 fi
 tmp=$(mktemp -d /tmp/fluxstat-mounts.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
+cg_name=$(basename "$tmp")
+cg_dirs=()
+cleanup() {
+  local d
+  for d in "${cg_dirs[@]}"; do rmdir "$d" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# A memory cgroup (and, with BENCH_CPU_QUOTA, a CPU cgroup) for fluxstat alone,
+# v1 or v2; without them the cg_peak column reads "-".
+mem_cg="" cpu_cg=""
+if [ -e /sys/fs/cgroup/cgroup.controllers ]; then
+  if mkdir "/sys/fs/cgroup/$cg_name" 2>/dev/null; then
+    cg_dirs+=("/sys/fs/cgroup/$cg_name")
+    mem_cg="/sys/fs/cgroup/$cg_name" cpu_cg="/sys/fs/cgroup/$cg_name"
+  fi
+else
+  mkdir "/sys/fs/cgroup/memory/$cg_name" 2>/dev/null && cg_dirs+=("/sys/fs/cgroup/memory/$cg_name") \
+    && mem_cg="/sys/fs/cgroup/memory/$cg_name"
+  if [ -n "${BENCH_CPU_QUOTA:-}" ] && mkdir "/sys/fs/cgroup/cpu/$cg_name" 2>/dev/null; then
+    cg_dirs+=("/sys/fs/cgroup/cpu/$cg_name")
+    cpu_cg="/sys/fs/cgroup/cpu/$cg_name"
+  fi
+fi
+if [ -n "${BENCH_CPU_QUOTA:-}" ]; then
+  quota=$((BENCH_CPU_QUOTA * 1000))
+  if [ -e "$cpu_cg/cpu.max" ]; then echo "$quota 100000" >"$cpu_cg/cpu.max"
+  elif [ -e "$cpu_cg/cpu.cfs_quota_us" ]; then echo 100000 >"$cpu_cg/cpu.cfs_period_us"; echo "$quota" >"$cpu_cg/cpu.cfs_quota_us"
+  else echo "mounts.sh: cannot make a CPU cgroup for BENCH_CPU_QUOTA" >&2; exit 1
+  fi
+fi
 
 cat >"$tmp/kernel.c" <<'EOF'
 /* One pass = read /proc/self/mountinfo, statvfs every mount point in it. */
@@ -108,7 +141,7 @@ gcc -O2 -o "$tmp/kernel" "$tmp/kernel.c"
 cat >"$tmp/run.py" <<'EOF'
 import ctypes, json, os, socket, statistics, subprocess, sys, time
 
-n, bin_, kernel, samples, interval, quota, base = sys.argv[1:8]
+n, bin_, kernel, samples, interval, mem_cg, cpu_cg, base = sys.argv[1:9]
 n, samples = int(n), int(samples)
 libc = ctypes.CDLL(None, use_errno=True)
 base = os.fsencode(base)
@@ -123,9 +156,10 @@ mounts, kwall, ksys = subprocess.check_output([kernel, "20"]).split()
 
 s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
 cmd = [bin_, "--listen", "127.0.0.1:%d" % port, "--interval", interval]
-if quota:
-    cmd = ["systemd-run", "--quiet", "--scope", "-p", "CPUQuota=" + quota] + cmd
-proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
+# Into the cgroups before exec, so that every page fluxstat touches is charged there.
+groups = [g for g in (mem_cg, cpu_cg) if g]
+enter = "".join('echo $$ >"%s/cgroup.procs" && ' % g for g in dict.fromkeys(groups))
+proc = subprocess.Popen(["sh", "-c", enter + 'exec "$@"', "sh"] + cmd, stderr=subprocess.DEVNULL)
 
 def get():
     c = socket.create_connection(("127.0.0.1", port), timeout=30)
@@ -139,17 +173,11 @@ def get():
     c.close()
     return json.loads(data.split(b"\r\n\r\n", 1)[1])
 
-def pid_of_fluxstat():
-    if not quota:
-        return proc.pid
-    for _ in range(100):
-        out = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
-        if out:
-            return int(out[0])
-        if os.path.basename(os.readlink("/proc/%d/exe" % proc.pid)) == os.path.basename(bin_):
-            return proc.pid
-        time.sleep(0.05)
-    return proc.pid
+def cg_peak_kib():
+    for f in ("memory.peak", "memory.max_usage_in_bytes"):
+        if mem_cg and os.path.exists(os.path.join(mem_cg, f)):
+            return str(int(open(os.path.join(mem_cg, f)).read()) // 1024)
+    return "-"
 
 def status(pid, key):
     for line in open("/proc/%d/status" % pid):
@@ -170,7 +198,7 @@ try:
             if time.time() > deadline:
                 sys.exit("fluxstat did not answer")
             time.sleep(0.05)
-    pid = pid_of_fluxstat()
+    pid = proc.pid
     durations, seen = [], set()
     c0, t0 = cpu_ms(pid), None
     while len(durations) < samples and time.time() < deadline + 600:
@@ -186,10 +214,10 @@ try:
     cpu = (cpu_ms(pid) - c0) / max(len(durations), 1)
     disks = doc["system"]["disk"]
     nulls = sum(1 for d in disks["disks"].values() if d["usage"] is None) if disks else -1
-    print("%6d %7s %9s %9s %9.1f %9.1f %8d %8d %7s %6s" % (
+    print("%6d %7s %9s %9s %9.1f %9.1f %8d %8d %8s %7s %6s" % (
         n, mounts.decode(), kwall.decode(), ksys.decode(),
         statistics.median(durations) / 1000, cpu,
-        status(pid, "VmRSS:"), status(pid, "VmHWM:"),
+        status(pid, "VmRSS:"), status(pid, "VmHWM:"), cg_peak_kib(),
         disks["disks_total"] if disks else "null", nulls))
 finally:
     proc.terminate()
@@ -199,9 +227,10 @@ EOF
 echo "fluxstat: $FLUXSTAT_BIN; $(nproc) CPUs; kernel $(uname -r)${BENCH_CPU_QUOTA:+; CPUQuota=$BENCH_CPU_QUOTA}"
 echo "# mounts: tmpfs mounts added; table: mountinfo lines; kernel: one read of mountinfo + statvfs"
 echo "# of each line (ms wall, ms system CPU; median of 20); sample: median sample_duration_us (ms);"
-echo "# cpu/sample: fluxstat CPU per sample incl. serialisation (ms); RSS/HWM KiB; disks; null usage"
-printf "%6s %7s %9s %9s %9s %9s %8s %8s %7s %6s\n" mounts table kern_ms kern_sys sample_ms cpu/smpl rss_kib hwm_kib disks nulls
+echo "# cpu/sample: fluxstat CPU per sample incl. serialisation (ms); RSS/HWM and the cgroup's"
+echo "# peak in KiB; disks listed; disks with null usage"
+printf "%6s %7s %9s %9s %9s %9s %8s %8s %8s %7s %6s\n" mounts table kern_ms kern_sys sample_ms cpu/smpl rss_kib hwm_kib cg_peak disks nulls
 for n in "${counts[@]}"; do
   unshare --mount --propagation private python3 "$tmp/run.py" "$n" "$FLUXSTAT_BIN" "$tmp/kernel" \
-    "${BENCH_SAMPLES:-10}" "${BENCH_INTERVAL:-1s}" "${BENCH_CPU_QUOTA:-}" "$tmp/m"
+    "${BENCH_SAMPLES:-10}" "${BENCH_INTERVAL:-1s}" "$mem_cg" "$cpu_cg" "$tmp/m"
 done
