@@ -248,6 +248,10 @@ fn odd_tree() -> OddTree {
     let m = root.join("m");
     let m = m.as_os_str().as_bytes();
     let mut mountinfo = b"22 1 8:2 / / rw - ext4 /dev/sda2 rw\n".to_vec();
+    // A line longer than the reader's 64 KiB bound: skipped, not fatal.
+    mountinfo.extend_from_slice(b"23 22 0:99 / /huge rw - tmpfs ");
+    mountinfo.extend(std::iter::repeat_n(b'x', 70_000));
+    mountinfo.extend_from_slice(b" rw\n");
     for (dev, name, source) in
         [(17, &b"USB\\040caf\xe9"[..], &b"/dev/sdb\xff"[..]), (18, "café".as_bytes(), b"/dev/sdc1")]
     {
@@ -265,14 +269,16 @@ fn odd_tree() -> OddTree {
     for file in ["uptime", "meminfo", "loadavg"] {
         std::fs::copy(rpi4.join(file), root.join("proc").join(file)).expect("copy a fixture file");
     }
-    write(
-        &root.join("proc/net/dev"),
-        b"Inter-|   Receive                                                |  Transmit\n \
+    let mut dev = b"Inter-|   Receive                                                |  Transmit\n \
 face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n  \
 eth0: 100 1 0 0 0 0 0 0 200 2 0 0 0 0 0 0\n\
-wl\xe9n0: 300 3 0 0 0 0 0 0 400 4 0 0 0 0 0 0\n  \
-eth0: 500 5 0 0 0 0 0 0 600 6 0 0 0 0 0 0\n",
-    );
+wl\xe9n0: 300 3 0 0 0 0 0 0 400 4 0 0 0 0 0 0\n"
+        .to_vec();
+    // A line longer than the reader's 1 KiB bound: skipped, not fatal.
+    dev.extend_from_slice(b"long: 1 0 0 0 0 0 0 0 1 0 0 0 0 0 0 0");
+    dev.extend(std::iter::repeat_n(b' ', 2_000));
+    dev.extend_from_slice(b"\n  eth0: 500 5 0 0 0 0 0 0 600 6 0 0 0 0 0 0\n");
+    write(&root.join("proc/net/dev"), &dev);
     zone(&root, 0, b"soc\n", b"40000\n");
     zone(&root, 1, b"soc\n", b"41000\n");
     zone(&root, 2, b"soc 0\n", b"99000\n");
