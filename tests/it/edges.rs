@@ -17,7 +17,7 @@ use fluxstat::published::{Latest, Published};
 use fluxstat::sample::{Roots, Sampler, SamplerConfig};
 use fluxstat::snapshot::Snapshot;
 
-use crate::support::{as_f64, as_str, as_u64, at, emulated, heavy, settings, TestServer, PATIENCE};
+use crate::support::{as_f64, as_str, as_u64, at, emulated, fixed_snapshot, heavy, settings, TestServer, PATIENCE};
 
 /// Every object of a JSON text, checked for a key that occurs twice (keys compared
 /// after unescaping, so `"a"` and `"\u0061"` are the same key). `Err` names the
@@ -453,4 +453,62 @@ fn thousands_of_mounts_in_a_private_namespace() {
     // Generous: quiet-machine figures are some 25 ms and 8 MiB (bench/mounts.sh).
     assert!(sample_us < 1_000_000, "sample took {sample_us} µs");
     assert!(rss < 16 << 20, "RSS {rss} bytes");
+}
+
+/// xorshift64*: a fixed-seed generator, so a failure names its case.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) % n
+    }
+
+    /// A name from a tiny alphabet with `_`, a blank, digits and a byte that is not
+    /// UTF-8, so that repeats, names that look generated and names that sanitise to
+    /// the same sensor name are frequent.
+    fn name(&mut self) -> Vec<u8> {
+        const ALPHABET: &[u8] = b"ab_ 01\xe9";
+        (0..self.below(5)).map(|_| ALPHABET[self.below(ALPHABET.len() as u64) as usize]).collect()
+    }
+}
+
+// Issue 10, item 7: whatever the names, the readers' output serialises to a
+// document without a duplicate key (sensors through sanitising and naming,
+// interfaces through decoding, uniqueness, sorting and the rates).
+#[test]
+fn generated_name_sets_never_give_a_duplicate_key() {
+    use fluxstat::sample::network::{self, DevLine, Rates};
+    use fluxstat::sample::temperature::{self, Raw};
+
+    let mut rng = Rng(0x5eed_f1a5_u64);
+    let mut rates = Rates::default();
+    let t0 = Instant::now();
+    for case in 0..2_000u32 {
+        let sensors: Vec<Raw> = (0..rng.below(12))
+            .map(|_| Raw {
+                name: temperature::sanitize(&String::from_utf8_lossy(&rng.name())),
+                millidegrees: rng.below(100_000) as i64,
+            })
+            .collect();
+        let mut dev: Vec<u8> = Vec::new();
+        for _ in 0..rng.below(12) {
+            let mut name = rng.name();
+            name.retain(|&b| b != b' ');
+            dev.extend_from_slice(&name);
+            dev.extend_from_slice(b": 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n");
+        }
+        let lines: Vec<DevLine> = network::unique_and_sorted(network::parse(&dev));
+        let snapshot = Snapshot {
+            temperatures: Some(temperature::name_and_convert(sensors.clone())),
+            network: Some(rates.update(lines, t0 + Duration::from_secs(u64::from(case)))),
+            ..fixed_snapshot()
+        };
+        let doc = fluxstat::wire::encode(&snapshot);
+        if let Err(e) = duplicate_keys(&doc) {
+            panic!("case {case}: {e}\n{}\nsensors {sensors:?}\nnet/dev {:?}", String::from_utf8_lossy(&doc), dev);
+        }
+    }
 }
