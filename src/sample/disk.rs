@@ -257,11 +257,13 @@ impl DiskReader {
         let mut answers: Vec<Answer> = vec![Answer::Silent; mounts.len()];
         self.stuck.retain(|(_, worker)| !worker.returned());
         let stuck = &self.stuck;
-        let mut jobs: Vec<(usize, PathBuf)> = (0..mounts.len())
-            .rev()
-            .filter(|&i| !stuck.iter().any(|(p, _)| p.as_os_str() == mounts[i].path.as_os_str()))
-            .map(|i| (i, mounts[i].path.clone()))
-            .collect();
+        let mut jobs: Vec<(usize, PathBuf)> = Vec::with_capacity(mounts.len());
+        jobs.extend(
+            (0..mounts.len())
+                .rev()
+                .filter(|&i| !stuck.iter().any(|(p, _)| p.as_os_str() == mounts[i].path.as_os_str()))
+                .map(|i| (i, mounts[i].path.clone())),
+        );
         while !jobs.is_empty() {
             if self.worker.is_none() {
                 self.worker = Worker::spawn(self.stat);
@@ -415,9 +417,10 @@ pub fn select(mounts: Vec<Mount>, filter: &DiskFilter) -> Vec<Mount> {
             previous = Some(m.dev);
         }
     }
-    // 5. Stable order: by mount point.
-    let mut chosen: Vec<Mount> = mounts.into_iter().zip(keep).filter_map(|(m, k)| k.then_some(m)).collect();
-    names::sort_by_key(&mut chosen, bytes);
+    // 5. Stable order: by mount point, the order step 1 already sorted them in.
+    let mut slots: Vec<Option<Mount>> = mounts.into_iter().map(Some).collect();
+    let mut chosen: Vec<Mount> = Vec::with_capacity(keep.iter().filter(|&&k| k).count());
+    chosen.extend(by_path.into_iter().filter(|&i| keep[i]).filter_map(|i| slots[i].take()));
     chosen
 }
 
