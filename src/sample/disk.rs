@@ -229,8 +229,10 @@ impl DiskReader {
     /// mount table itself cannot be read; a mount whose statvfs fails is skipped.
     pub fn read(&mut self, procfs: &Path, filter: &DiskFilter) -> Option<Vec<Disk>> {
         let mut mounts = Vec::new();
-        fs::read_lines(&procfs.join("self/mountinfo"), MAX_LINE, MAX_TABLE, |line| mounts.extend(parse_line(line)))
-            .ok()?;
+        fs::read_lines(&procfs.join("self/mountinfo"), MAX_LINE, MAX_TABLE, &mut |line| {
+            mounts.extend(parse_line(line))
+        })
+        .ok()?;
         Some(self.read_mounts(select(mounts, filter)))
     }
 

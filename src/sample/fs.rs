@@ -63,7 +63,9 @@ pub fn read_value(path: &Path) -> Option<String> {
 /// buffer. A line longer than `max_line` bytes is skipped; reading more than
 /// `max_total` bytes in all is an error (`InvalidData`), so a file that never ends
 /// is given up rather than read forever.
-pub fn for_each_line(mut r: impl Read, max_line: usize, max_total: u64, mut each: impl FnMut(&[u8])) -> io::Result<()> {
+///
+/// Not generic, so that the readers share one copy of it.
+pub fn for_each_line(r: &mut dyn Read, max_line: usize, max_total: u64, each: &mut dyn FnMut(&[u8])) -> io::Result<()> {
     let mut buf = vec![0u8; 16 * 1024];
     // The start of a line that continues past the buffer.
     let mut carry: Vec<u8> = Vec::new();
@@ -114,8 +116,8 @@ pub fn for_each_line(mut r: impl Read, max_line: usize, max_total: u64, mut each
 }
 
 /// Streams the lines of the file at `path`; see [`for_each_line`].
-pub fn read_lines(path: &Path, max_line: usize, max_total: u64, each: impl FnMut(&[u8])) -> io::Result<()> {
-    for_each_line(open(path)?, max_line, max_total, each)
+pub fn read_lines(path: &Path, max_line: usize, max_total: u64, each: &mut dyn FnMut(&[u8])) -> io::Result<()> {
+    for_each_line(&mut open(path)?, max_line, max_total, each)
 }
 
 /// A name from the kernel's bytes: valid UTF-8 as it is, any other byte as `\xNN`.
@@ -149,7 +151,7 @@ mod tests {
             }
         }
         let mut got = Vec::new();
-        for_each_line(Trickle(input, chunk), max_line, 1 << 20, |l| got.push(l.to_vec())).expect("reads");
+        for_each_line(&mut Trickle(input, chunk), max_line, 1 << 20, &mut |l| got.push(l.to_vec())).expect("reads");
         got
     }
 
@@ -175,9 +177,9 @@ mod tests {
 
     #[test]
     fn a_file_that_never_ends_is_given_up() {
-        let err = for_each_line(std::io::repeat(b'0'), 100, 1 << 20, |_| {}).expect_err("bounded");
+        let err = for_each_line(&mut std::io::repeat(b'0'), 100, 1 << 20, &mut |_| {}).expect_err("bounded");
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
-        let err = for_each_line(std::io::repeat(b'\n'), 100, 1 << 20, |_| {}).expect_err("bounded");
+        let err = for_each_line(&mut std::io::repeat(b'\n'), 100, 1 << 20, &mut |_| {}).expect_err("bounded");
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
     }
 

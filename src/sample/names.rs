@@ -44,10 +44,26 @@ pub fn sorted_indices(n: usize, cmp: &dyn Fn(usize, usize) -> Ordering) -> Vec<u
 }
 
 /// Sorts `items` by `key`, stable.
-pub fn sort_by_key<T, K: Ord + ?Sized>(items: &mut Vec<T>, key: impl Fn(&T) -> &K) {
+pub fn sort_by_key<T, K: Ord + ?Sized>(items: &mut [T], key: impl Fn(&T) -> &K) {
     let order = sorted_indices(items.len(), &|a, b| key(&items[a]).cmp(key(&items[b])));
-    let mut slots: Vec<Option<T>> = items.drain(..).map(Some).collect();
-    items.extend(order.into_iter().filter_map(|i| slots[i].take()));
+    permute(order, &mut |a, b| items.swap(a, b));
+}
+
+/// Moves the element at `order[k]` to position `k`, for every `k`, by following
+/// the permutation's cycles with swaps: O(n), and only `swap` is per type.
+fn permute(mut order: Vec<usize>, swap: &mut dyn FnMut(usize, usize)) {
+    for start in 0..order.len() {
+        let mut at = start;
+        while order[at] != usize::MAX {
+            let from = order[at];
+            order[at] = usize::MAX;
+            if from == start {
+                break;
+            }
+            swap(at, from);
+            at = from;
+        }
+    }
 }
 
 /// Renames entries so that no two names are equal (the rule in the module doc).

@@ -63,8 +63,10 @@ const MAX_TABLE: u64 = 8 * 1024 * 1024;
 pub fn read(procfs: &Path, filter: &NetFilter, rates: &mut Rates, now: Instant) -> Option<Vec<Interface>> {
     let mut lines: Vec<DevLine> = Vec::new();
     let keep = |l: &DevLine| filter.keeps(&l.name);
-    fs::read_lines(&procfs.join("net/dev"), MAX_LINE, MAX_TABLE, |line| lines.extend(parse_line(line).filter(keep)))
-        .ok()?;
+    fs::read_lines(&procfs.join("net/dev"), MAX_LINE, MAX_TABLE, &mut |line| {
+        lines.extend(parse_line(line).filter(keep))
+    })
+    .ok()?;
     Some(rates.update(unique_and_sorted(lines), now))
 }
 
