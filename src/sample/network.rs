@@ -7,6 +7,11 @@
 //! 32-bit wrap (old drivers, 32-bit kernels) when the previous value fits in 32
 //! bits and the wrapped difference is less than half the 32-bit range; anything
 //! else is a reset (interface recreated) and gives no rate for that interval.
+//!
+//! net/dev is streamed line by line (a line over 1 KiB is skipped); each interface
+//! name is decoded on its own (`fs::decode`), so a name that is not UTF-8 never hides
+//! the others, and the listed names are made unique (`names::make_unique`: an
+//! interface listed twice is `eth0_0` and `eth0_1`) before they key the rates.
 
 use std::path::Path;
 use std::time::Instant;
