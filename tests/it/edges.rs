@@ -486,7 +486,7 @@ fn generated_name_sets_never_give_a_duplicate_key() {
     let mut rng = Rng(0x5eed_f1a5_u64);
     let mut rates = Rates::default();
     let t0 = Instant::now();
-    let cases = if emulated() { 200 } else { 2_000 };
+    let cases: u32 = if emulated() { 200 } else { 2_000 };
     for case in 0..cases {
         let sensors: Vec<Raw> = (0..rng.below(12))
             .map(|_| Raw {
