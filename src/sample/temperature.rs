@@ -8,9 +8,10 @@
 //! (`nvme_temp1`), lower-cased with other characters as `_` (bytes that are not
 //! UTF-8 too). A name that occurs more than once gets `_0`, `_1`, … in the order of
 //! the sysfs paths, skipping a number that would repeat another sensor's name
-//! (`names::make_unique`). Every file is read with a bound (`fs::read_value`). An hwmon chip
-//! that merely mirrors a thermal zone (the kernel's thermal_hwmon, same name) is
-//! skipped, so no sensor is counted twice.
+//! (`names::make_unique`). An hwmon chip that merely mirrors a thermal zone (the
+//! kernel's thermal_hwmon, same name) is skipped, so no sensor is counted twice.
+//! Every file is read with a bound (`fs::read_value`), so a sensor file that never
+//! ends costs one short read, and a FIFO cannot block the open.
 
 use super::fs::read_value;
 use super::names;
