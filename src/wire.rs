@@ -33,7 +33,7 @@ pub fn encode(snapshot: &Snapshot) -> Vec<u8> {
         fluxstat: FluxstatJson::from(&snapshot.own),
         updated_at: rfc3339_micros(snapshot.taken_at_us),
     };
-    // The document is the sampler's largest allocation (some 250 bytes a mount):
+    // The document is the sampler's largest allocation (some 210 bytes a mount):
     // keep no growth slack in the copy the responder holds for a whole interval.
     let mut body = json::to_string(&doc).into_bytes();
     body.shrink_to_fit();
