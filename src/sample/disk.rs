@@ -648,6 +648,39 @@ mod tests {
         assert_eq!(SLOW_CALLS.load(Ordering::Relaxed), 300, "one statvfs per mount");
     }
 
+    fn instant_stat(_: &Path) -> io::Result<FsInfo> {
+        Ok(FsInfo {
+            stats: FsStats { blocks: 10, bfree: 5, bavail: 5, frsize: 4096 },
+            files: 0,
+            ffree: 0,
+            read_only: false,
+        })
+    }
+
+    // Issue 10: each statvfs answer was matched to its mount by a linear search, and
+    // the sampler was woken once per mount.
+    #[test]
+    fn asking_many_mounts_is_not_quadratic() {
+        let emulated = std::env::var_os("FLUXSTAT_TEST_RUNNER").is_some_and(|r| !r.is_empty());
+        let n = if emulated { 500 } else { 2_000 };
+        let mut r = DiskReader::with_stat(instant_stat, Duration::from_secs(10));
+        let mut time = |count: usize| {
+            let paths: Vec<String> = (0..count).map(|i| format!("/tmp/x/{i}")).collect();
+            let mut best = Duration::MAX;
+            for _ in 0..3 {
+                let mounts: Vec<Mount> = paths.iter().map(|p| mount(p)).collect();
+                let started = Instant::now();
+                let disks = r.read_mounts(mounts);
+                best = best.min(started.elapsed());
+                assert_eq!(disks.iter().filter(|d| d.usage.is_some()).count(), count);
+            }
+            best
+        };
+        let (t_small, t_big) = (time(n), time(16 * n));
+        let ratio = t_big.as_secs_f64() / t_small.as_secs_f64().max(1e-6);
+        assert!(ratio < 80.0, "{n} mounts: {t_small:?}; {}: {t_big:?} ({ratio:.0}×)", 16 * n);
+    }
+
     /// Mount table lines for `n` tmpfs mounts under /tmp/x, in the kernel's order.
     fn many_tmpfs(n: usize) -> Vec<u8> {
         let mut t = b"22 1 8:2 / / rw - ext4 /dev/sda2 rw\n".to_vec();
