@@ -13,16 +13,30 @@
 //!    device number) is listed once: the mount of its root, else the shortest path.
 //! 4. Filesystems that report zero blocks (df hides them too) are dropped, and so
 //!    are mounts whose statvfs fails (permission denied, stale).
-//! 5. The rest is sorted by mount point, so `disk_N` is stable between samples.
+//! 5. The rest is sorted by mount point (bytes), so `disk_N` is stable between
+//!    samples.
+//!
+//! mountinfo is streamed line by line (a line over 64 KiB is skipped, the table is
+//! capped at 64 MiB); each mount point, source and type is decoded on its own
+//! (`fs::decode`), so one name that is not UTF-8 never hides the other mounts, and
+//! statvfs is called on the mount point's original bytes. Steps 1–5 are sorts of
+//! indices, O(n log n) in the number of mounts (10,000 on a container host).
 
 use std::io;
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::{fs, names};
 use crate::glob::GlobList;
 use crate::snapshot::{Disk, DiskUsage, Inodes};
+
+/// The longest mountinfo line read: two paths of PATH_MAX, each byte escaped as
+/// `\ooo` at worst, plus options. Longer lines are skipped.
+const MAX_LINE: usize = 64 * 1024;
+/// The most of mountinfo read: some 400,000 mounts (10,000 take 1.3 MB).
+const MAX_TABLE: u64 = 64 * 1024 * 1024;
 
 /// Filesystem types excluded by default (node_exporter's list plus a few kin).
 pub const DEFAULT_EXCLUDE_FS: &str = "autofs,binfmt_misc,bpf,cgroup,cgroup2,configfs,debugfs,\
@@ -53,6 +67,7 @@ impl Default for DiskFilter {
 }
 
 impl DiskFilter {
+    /// Patterns match the decoded names, as the document shows them.
     fn keeps(&self, m: &Mount) -> bool {
         !self.exclude_fs.matches(&m.fstype) && !self.exclude_mount.matches(&m.mount)
     }
@@ -61,10 +76,15 @@ impl DiskFilter {
 /// One line of /proc/self/mountinfo, the fields fluxstat uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
-    /// `major:minor` of the filesystem: equal for bind mounts of one filesystem.
-    pub dev: String,
-    /// The path inside the filesystem that is mounted (`/` unless a bind mount).
-    pub root: String,
+    /// `major:minor` of the filesystem as one number: equal for bind mounts of one
+    /// filesystem.
+    pub dev: u64,
+    /// Whether this mounts the filesystem's root (`/`), not a directory inside it.
+    pub whole: bool,
+    /// The mount point as the kernel has it, octal escapes undone: statvfs is
+    /// called on these bytes, whatever they are.
+    pub path: PathBuf,
+    /// The mount point decoded (`fs::decode`), for the document and the filters.
     pub mount: String,
     pub fstype: String,
     pub source: String,
@@ -89,9 +109,9 @@ pub struct FsInfo {
 }
 
 /// The statvfs call; replaceable so tests can simulate a filesystem that hangs.
-pub type StatFn = fn(&str) -> io::Result<FsInfo>;
+pub type StatFn = fn(&Path) -> io::Result<FsInfo>;
 
-pub fn statvfs(path: &str) -> io::Result<FsInfo> {
+pub fn statvfs(path: &Path) -> io::Result<FsInfo> {
     let st = rustix::fs::statvfs(path)?;
     Ok(FsInfo {
         stats: FsStats { blocks: st.f_blocks, bfree: st.f_bfree, bavail: st.f_bavail, frsize: st.f_frsize },
@@ -101,18 +121,23 @@ pub fn statvfs(path: &str) -> io::Result<FsInfo> {
     })
 }
 
-/// Reads disks with a deadline per sample, so that a mount whose statvfs never
-/// returns (a dead NFS server) cannot stop the sampler.
+/// Reads disks so that a mount whose statvfs never returns (a dead NFS server)
+/// cannot stop the sampler, and a slow sample never blames a healthy filesystem.
 ///
-/// statvfs runs on a worker thread. When the deadline passes, the mount the worker
-/// is stuck on is remembered and reported with `usage: null` until its call
-/// returns; the worker is abandoned (it exits once its call returns) and a new one
-/// serves the other mounts. At most one thread is parked per stuck mount.
+/// statvfs runs on a worker thread, which asks the sample's mounts one after the
+/// other and wakes the sampler once, when it is done. The deadline is per call: a
+/// mount whose own statvfs has run longer than `timeout` did not answer. It is
+/// remembered and reported with `usage: null` until its call returns; the worker
+/// is abandoned (it exits once that call returns) and a new one asks the mounts
+/// after it. At most one thread is parked per stuck mount. Each mount that newly
+/// stops answering costs one sample one `timeout`; a mount already known to be
+/// stuck costs nothing.
 pub struct DiskReader {
     stat: StatFn,
     timeout: Duration,
     worker: Option<Worker>,
-    stuck: Vec<(String, Arc<AtomicBool>)>,
+    /// Mounts whose statvfs did not return, with the abandoned worker stuck in it.
+    stuck: Vec<(PathBuf, Arc<Shared>)>,
 }
 
 /// A statvfs thread and the exchange it shares with the sampler: one mutex and
@@ -126,16 +151,17 @@ struct Worker {
 struct Shared {
     state: Mutex<Exchange>,
     job_ready: Condvar,
-    result_ready: Condvar,
+    batch_done: Condvar,
 }
 
 #[derive(Default)]
 struct Exchange {
-    /// Mounts still to ask, the next one last.
-    jobs: Vec<String>,
-    results: Vec<(String, io::Result<FsInfo>)>,
-    /// The mount being asked, and the flag its call sets when it returns.
-    current: Option<(String, Arc<AtomicBool>)>,
+    /// Mounts still to ask, by their index in the sample, the next one last.
+    jobs: Vec<(usize, PathBuf)>,
+    /// Answers so far, by index.
+    results: Vec<(usize, io::Result<FsInfo>)>,
+    /// The call in progress: the mount's index and when the call began.
+    current: Option<(usize, Instant)>,
     /// Set when the sampler gives the worker up: it exits after its current call.
     abandoned: bool,
 }
@@ -152,20 +178,25 @@ impl Shared {
             if ex.abandoned {
                 return;
             }
-            let Some(path) = ex.jobs.pop() else {
+            let Some((index, path)) = ex.jobs.pop() else {
                 ex = self.job_ready.wait(ex).unwrap_or_else(PoisonError::into_inner);
                 continue;
             };
-            let done = Arc::new(AtomicBool::new(false));
-            ex.current = Some((path.clone(), Arc::clone(&done)));
+            ex.current = Some((index, Instant::now()));
             drop(ex);
             let r = stat(&path);
-            done.store(true, Ordering::Release);
             ex = self.lock();
             ex.current = None;
-            ex.results.push((path, r));
-            self.result_ready.notify_one();
+            ex.results.push((index, r));
+            if ex.jobs.is_empty() {
+                self.batch_done.notify_one();
+            }
         }
+    }
+
+    /// Whether an abandoned worker's call has returned.
+    fn returned(&self) -> bool {
+        self.lock().current.is_none()
     }
 }
 
@@ -197,72 +228,86 @@ impl DiskReader {
     /// Reads the mount table and the figures of every listed mount. `None` when the
     /// mount table itself cannot be read; a mount whose statvfs fails is skipped.
     pub fn read(&mut self, procfs: &Path, filter: &DiskFilter) -> Option<Vec<Disk>> {
-        let table = std::fs::read_to_string(procfs.join("self/mountinfo")).ok()?;
-        Some(self.read_mounts(select(parse_mountinfo(&table), filter)))
+        let mut mounts = Vec::new();
+        fs::read_lines(&procfs.join("self/mountinfo"), MAX_LINE, MAX_TABLE, &mut |line| {
+            mounts.extend(parse_line(line))
+        })
+        .ok()?;
+        Some(self.read_mounts(select(mounts, filter)))
     }
 
     pub fn read_mounts(&mut self, mounts: Vec<Mount>) -> Vec<Disk> {
-        self.stuck.retain(|(_, done)| !done.load(Ordering::Acquire));
         let infos = self.stat_all(&mounts);
-        mounts
-            .into_iter()
-            .zip(infos)
-            .filter_map(|(m, info)| {
-                let (usage, read_only, inodes) = match info {
-                    Answer::Ok(i) if i.stats.blocks == 0 => return None,
-                    Answer::Ok(i) => (
-                        Some(usage(i.stats)),
-                        Some(i.read_only),
-                        (i.files > 0).then_some(Inodes { total: i.files, free: i.ffree.min(i.files) }),
-                    ),
-                    Answer::Failed => return None,
-                    Answer::Silent => (None, None, None),
-                };
-                Some(Disk { name: m.source, mount: m.mount, filesystem: m.fstype, usage, read_only, inodes })
-            })
-            .collect()
+        let mut disks = Vec::with_capacity(mounts.len());
+        disks.extend(mounts.into_iter().zip(infos).filter_map(|(m, info)| {
+            let (usage, read_only, inodes) = match info {
+                Answer::Ok(i) if i.stats.blocks == 0 => return None,
+                Answer::Ok(i) => (
+                    Some(usage(i.stats)),
+                    Some(i.read_only),
+                    (i.files > 0).then_some(Inodes { total: i.files, free: i.ffree.min(i.files) }),
+                ),
+                Answer::Failed => return None,
+                Answer::Silent => (None, None, None),
+            };
+            Some(Disk { name: m.source, mount: m.mount, filesystem: m.fstype, usage, read_only, inodes })
+        }));
+        disks
     }
 
     fn stat_all(&mut self, mounts: &[Mount]) -> Vec<Answer> {
         let mut answers: Vec<Answer> = vec![Answer::Silent; mounts.len()];
-        if self.worker.is_none() {
-            self.worker = Worker::spawn(self.stat);
-        }
-        let Some(worker) = &self.worker else { return answers };
-        let shared = &worker.shared;
-        let mut ex = shared.lock();
-        ex.results.clear();
-        ex.jobs.clear();
+        self.stuck.retain(|(_, worker)| !worker.returned());
         let stuck = &self.stuck;
-        ex.jobs
-            .extend(mounts.iter().rev().filter(|m| !stuck.iter().any(|(s, _)| *s == m.mount)).map(|m| m.mount.clone()));
-        let mut asked = ex.jobs.len();
-        shared.job_ready.notify_one();
-        let deadline = Instant::now() + self.timeout;
-        while asked > 0 {
-            let Some((path, r)) = ex.results.pop() else {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    if let Some((path, done)) = ex.current.take() {
+        let mut jobs: Vec<(usize, PathBuf)> = Vec::with_capacity(mounts.len());
+        jobs.extend(
+            (0..mounts.len())
+                .rev()
+                .filter(|&i| !stuck.iter().any(|(p, _)| p.as_os_str() == mounts[i].path.as_os_str()))
+                .map(|i| (i, mounts[i].path.clone())),
+        );
+        while !jobs.is_empty() {
+            if self.worker.is_none() {
+                self.worker = Worker::spawn(self.stat);
+            }
+            let Some(worker) = &self.worker else { break };
+            let shared = Arc::clone(&worker.shared);
+            let mut ex = shared.lock();
+            ex.results.clear();
+            // Reserved here, so that the worker's pushes never allocate and its
+            // thread needs no malloc arena of its own.
+            ex.results.reserve(jobs.len());
+            ex.jobs = std::mem::take(&mut jobs);
+            shared.job_ready.notify_one();
+            loop {
+                let wait = match ex.current {
+                    _ if ex.jobs.is_empty() && ex.current.is_none() => break,
+                    Some((index, since)) if since.elapsed() >= self.timeout => {
+                        let path = &mounts[index].path;
                         crate::warn!(
-                            "statvfs of {path} did not answer within {} ms; reporting it unavailable",
+                            "statvfs of {} did not answer within {} ms; reporting it unavailable",
+                            mounts[index].mount,
                             self.timeout.as_millis()
                         );
-                        self.stuck.push((path, done));
+                        self.stuck.push((path.clone(), Arc::clone(&shared)));
+                        jobs = std::mem::take(&mut ex.jobs);
+                        break;
                     }
-                    drop(ex);
-                    self.worker = None;
-                    break;
-                }
-                ex = shared.result_ready.wait_timeout(ex, left).unwrap_or_else(PoisonError::into_inner).0;
-                continue;
-            };
-            asked -= 1;
-            if let Some(i) = mounts.iter().position(|m| m.mount == path) {
+                    Some((_, since)) => self.timeout.saturating_sub(since.elapsed()),
+                    None => self.timeout,
+                };
+                ex = shared.batch_done.wait_timeout(ex, wait).unwrap_or_else(PoisonError::into_inner).0;
+            }
+            for (i, r) in ex.results.drain(..) {
                 answers[i] = match r {
                     Ok(info) => Answer::Ok(info),
                     Err(_) => Answer::Failed,
                 };
+            }
+            if !jobs.is_empty() || ex.current.is_some() {
+                // Stuck: give this worker up; a new one asks the rest.
+                drop(ex);
+                self.worker = None;
             }
         }
         answers
@@ -288,36 +333,43 @@ pub fn usage(st: FsStats) -> DiskUsage {
 }
 
 /// Parses /proc/self/mountinfo (proc(5)); malformed lines are skipped.
-pub fn parse_mountinfo(table: &str) -> Vec<Mount> {
-    table.lines().filter_map(parse_line).collect()
+pub fn parse_mountinfo(table: &[u8]) -> Vec<Mount> {
+    table.split(|&b| b == b'\n').filter_map(parse_line).collect()
 }
 
-fn parse_line(line: &str) -> Option<Mount> {
+/// One mountinfo line. Fields are separated by single spaces; the kernel escapes
+/// space, tab, newline and backslash inside them as `\ooo`; any other byte is
+/// raw and need not be UTF-8.
+pub fn parse_line(line: &[u8]) -> Option<Mount> {
     // 36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
-    let (left, right) = line.split_once(" - ")?;
-    let mut l = left.split(' ');
-    let (_id, _parent) = (l.next()?, l.next()?);
-    let dev = l.next()?;
-    let root = l.next()?;
-    let mount = l.next()?;
-    let mut r = right.split(' ');
-    let fstype = r.next()?;
-    let source = r.next()?;
+    let mut f = line.split(|&b| b == b' ');
+    let (_id, _parent) = (f.next()?, f.next()?);
+    let dev = parse_dev(f.next()?)?;
+    let root = f.next()?;
+    let path = unescape(f.next()?);
+    // Mount options, optional fields, then the separator.
+    f.by_ref().find(|field| *field == b"-")?;
+    let fstype = f.next()?;
+    let source = f.next()?;
     Some(Mount {
-        dev: dev.to_owned(),
-        root: unescape(root),
-        mount: unescape(mount),
-        fstype: unescape(fstype),
-        source: unescape(source),
+        dev,
+        whole: root == b"/",
+        mount: fs::decode(&path),
+        path: PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(path)),
+        fstype: fs::decode(&unescape(fstype)),
+        source: fs::decode(&unescape(source)),
     })
 }
 
+/// `major:minor` as one number.
+fn parse_dev(field: &[u8]) -> Option<u64> {
+    let s = std::str::from_utf8(field).ok()?;
+    let (major, minor) = s.split_once(':')?;
+    Some((major.parse::<u64>().ok()? << 32) | minor.parse::<u32>().ok().map(u64::from)?)
+}
+
 /// Undoes the kernel's octal escapes (`\040` for space, `\011`, `\012`, `\134`).
-fn unescape(s: &str) -> String {
-    if !s.contains('\\') {
-        return s.to_owned();
-    }
-    let b = s.as_bytes();
+fn unescape(b: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
@@ -334,40 +386,50 @@ fn unescape(s: &str) -> String {
             }
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 /// Steps 1–3 and 5 of the module doc: which mounts are listed, in which order.
+/// Three sorts of indices, so the cost is O(n log n) in the number of mounts.
 pub fn select(mounts: Vec<Mount>, filter: &DiskFilter) -> Vec<Mount> {
-    // 1. Keep only the top mount of each mount point (later lines are on top).
-    let mut top: Vec<Mount> = Vec::with_capacity(mounts.len());
-    for m in mounts {
-        top.retain(|t| t.mount != m.mount);
-        top.push(m);
+    fn bytes(m: &Mount) -> &[u8] {
+        m.path.as_os_str().as_bytes()
     }
-    // 2. Filters.
-    top.retain(|m| filter.keeps(m));
+    // 1. Keep only the top mount of each mount point (later lines are on top),
+    // 2. and only those the filters keep.
+    let by_path = names::sorted_indices(mounts.len(), &|a, b| bytes(&mounts[a]).cmp(bytes(&mounts[b])));
+    let mut keep = vec![false; mounts.len()];
+    for (k, &i) in by_path.iter().enumerate() {
+        let top = by_path.get(k + 1).is_none_or(|&next| bytes(&mounts[next]) != bytes(&mounts[i]));
+        keep[i] = top && filter.keeps(&mounts[i]);
+    }
     // 3. One entry per filesystem: prefer the mount of its root, then the shortest path.
-    let mut chosen: Vec<Mount> = Vec::with_capacity(top.len());
-    for m in top {
-        match chosen.iter_mut().find(|c| c.dev == m.dev) {
-            Some(c) if rank(&m) < rank(c) => *c = m,
-            Some(_) => {}
-            None => chosen.push(m),
+    let kept: Vec<usize> = (0..mounts.len()).filter(|&i| keep[i]).collect();
+    let rank = |m: &Mount| (m.dev, !m.whole, bytes(m).len());
+    let by_dev = names::sorted_indices(kept.len(), &|a, b| {
+        let (x, y) = (&mounts[kept[a]], &mounts[kept[b]]);
+        rank(x).cmp(&rank(y)).then_with(|| bytes(x).cmp(bytes(y)))
+    });
+    keep.fill(false);
+    let mut previous: Option<u64> = None;
+    for k in by_dev {
+        let m = &mounts[kept[k]];
+        if previous != Some(m.dev) {
+            keep[kept[k]] = true;
+            previous = Some(m.dev);
         }
     }
-    // 5. Stable order.
-    super::sort_short(&mut chosen, |m| m.mount.as_str());
+    // 5. Stable order: by mount point, the order step 1 already sorted them in.
+    let mut slots: Vec<Option<Mount>> = mounts.into_iter().map(Some).collect();
+    let mut chosen: Vec<Mount> = Vec::with_capacity(keep.iter().filter(|&&k| k).count());
+    chosen.extend(by_path.into_iter().filter(|&i| keep[i]).filter_map(|i| slots[i].take()));
     chosen
-}
-
-fn rank(m: &Mount) -> (bool, usize, &str) {
-    (m.root != "/", m.mount.len(), m.mount.as_str())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     const DESKTOP: &str = "\
 22 1 8:2 / / rw,relatime shared:1 - ext4 /dev/sda2 rw,errors=remount-ro
@@ -389,7 +451,7 @@ mod tests {
 ";
 
     fn mounts_of(table: &str, filter: &DiskFilter) -> Vec<String> {
-        select(parse_mountinfo(table), filter).into_iter().map(|m| m.mount).collect()
+        select(parse_mountinfo(table.as_bytes()), filter).into_iter().map(|m| m.mount).collect()
     }
 
     #[test]
@@ -426,7 +488,7 @@ mod tests {
 40 22 8:5 / /data rw - ext4 /dev/sdc1 rw
 41 22 8:6 / /data rw - xfs /dev/sdd1 rw
 ";
-        let got = select(parse_mountinfo(table), &DiskFilter::default());
+        let got = select(parse_mountinfo(table.as_bytes()), &DiskFilter::default());
         assert_eq!(got.len(), 1);
         assert_eq!((got[0].fstype.as_str(), got[0].source.as_str()), ("xfs", "/dev/sdd1"));
     }
@@ -449,7 +511,7 @@ mod tests {
             ("\\", "\\"),
         ];
         for &(input, want) in table {
-            assert_eq!(unescape(input), want, "{input}");
+            assert_eq!(unescape(input.as_bytes()), want.as_bytes(), "{input}");
         }
     }
 
@@ -490,7 +552,8 @@ mod tests {
     static RELEASE: AtomicBool = AtomicBool::new(false);
 
     /// A statvfs stand-in: `/nfs` hangs until the test releases it.
-    fn fake_stat(path: &str) -> io::Result<FsInfo> {
+    fn fake_stat(path: &Path) -> io::Result<FsInfo> {
+        let path = path.to_str().unwrap_or_default();
         if path == "/nfs" {
             while !RELEASE.load(Ordering::Acquire) {
                 std::thread::sleep(Duration::from_millis(1));
@@ -509,7 +572,14 @@ mod tests {
     }
 
     fn mount(path: &str) -> Mount {
-        Mount { dev: path.into(), root: "/".into(), mount: path.into(), fstype: "ext4".into(), source: "src".into() }
+        Mount {
+            dev: path.len() as u64,
+            whole: true,
+            path: path.into(),
+            mount: path.into(),
+            fstype: "ext4".into(),
+            source: "src".into(),
+        }
     }
 
     fn usage_of(disks: &[Disk]) -> Vec<(&str, bool)> {
@@ -525,8 +595,8 @@ mod tests {
         let started = Instant::now();
         let first = r.read_mounts(mounts());
         assert!(started.elapsed() < Duration::from_secs(5));
-        // /nfs hangs: null usage; mounts after it in this sample are unanswered too.
-        assert_eq!(usage_of(&first), [("/", true), ("/nfs", false), ("/rom", false), ("/vfat", false)]);
+        // /nfs hangs: null usage; a new worker asks the mounts after it (issue 10).
+        assert_eq!(usage_of(&first), [("/", true), ("/nfs", false), ("/rom", true), ("/vfat", true)]);
 
         // Next sample: /nfs is skipped at once, the others are asked again.
         let started = Instant::now();
@@ -548,5 +618,127 @@ mod tests {
             std::thread::sleep(Duration::from_millis(2));
         }
         assert_eq!(usage_of(&third), [("/", true), ("/nfs", true), ("/rom", true), ("/vfat", true)]);
+    }
+
+    static SLOW_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+    /// A statvfs stand-in for a busy or CPU-capped machine: every call is healthy
+    /// but takes 2 ms, so that 300 of them take far longer than the deadline.
+    fn slow_stat(_: &Path) -> io::Result<FsInfo> {
+        SLOW_CALLS.fetch_add(1, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(2));
+        Ok(FsInfo {
+            stats: FsStats { blocks: 10, bfree: 5, bavail: 5, frsize: 4096 },
+            files: 0,
+            ffree: 0,
+            read_only: false,
+        })
+    }
+
+    // Issue 10: under a CPU cap, 1,840 healthy tmpfs mounts were reported with null
+    // usage because the whole batch missed a deadline. The deadline is per call.
+    #[test]
+    fn a_slow_sample_never_blames_a_filesystem_that_answers() {
+        let mut r = DiskReader::with_stat(slow_stat, Duration::from_millis(100));
+        let paths: Vec<String> = (0..300).map(|i| format!("/tmp/x/{i}")).collect();
+        let disks = r.read_mounts(paths.iter().map(|p| mount(p)).collect());
+        assert_eq!(disks.len(), 300);
+        let silent: Vec<&str> = disks.iter().filter(|d| d.usage.is_none()).map(|d| d.mount.as_str()).collect();
+        assert!(silent.is_empty(), "healthy mounts reported as not answering: {} of 300", silent.len());
+        assert_eq!(SLOW_CALLS.load(Ordering::Relaxed), 300, "one statvfs per mount");
+    }
+
+    fn instant_stat(_: &Path) -> io::Result<FsInfo> {
+        Ok(FsInfo {
+            stats: FsStats { blocks: 10, bfree: 5, bavail: 5, frsize: 4096 },
+            files: 0,
+            ffree: 0,
+            read_only: false,
+        })
+    }
+
+    // Issue 10: each statvfs answer was matched to its mount by a linear search, and
+    // the sampler was woken once per mount.
+    #[test]
+    fn asking_many_mounts_is_not_quadratic() {
+        let emulated = std::env::var_os("FLUXSTAT_TEST_RUNNER").is_some_and(|r| !r.is_empty());
+        let n = if emulated { 500 } else { 2_000 };
+        let mut r = DiskReader::with_stat(instant_stat, Duration::from_secs(10));
+        let mut time = |count: usize| {
+            let paths: Vec<String> = (0..count).map(|i| format!("/tmp/x/{i}")).collect();
+            let mut best = Duration::MAX;
+            for _ in 0..3 {
+                let mounts: Vec<Mount> = paths.iter().map(|p| mount(p)).collect();
+                let started = Instant::now();
+                let disks = r.read_mounts(mounts);
+                best = best.min(started.elapsed());
+                assert_eq!(disks.iter().filter(|d| d.usage.is_some()).count(), count);
+            }
+            best
+        };
+        let (t_small, t_big) = (time(n), time(16 * n));
+        let ratio = t_big.as_secs_f64() / t_small.as_secs_f64().max(1e-6);
+        assert!(ratio < 80.0, "{n} mounts: {t_small:?}; {}: {t_big:?} ({ratio:.0}×)", 16 * n);
+    }
+
+    /// Mount table lines for `n` tmpfs mounts under /tmp/x, in the kernel's order.
+    fn many_tmpfs(n: usize) -> Vec<u8> {
+        let mut t = b"22 1 8:2 / / rw - ext4 /dev/sda2 rw\n".to_vec();
+        for i in 0..n {
+            t.extend_from_slice(
+                format!("{} 22 0:{} / /tmp/x/{i} rw shared:{i} - tmpfs none rw\n", 100 + i, 100 + i).as_bytes(),
+            );
+        }
+        // A bind mount of each of the first hundred, which must be listed once.
+        for i in 0..100.min(n) {
+            t.extend_from_slice(
+                format!("{} 22 0:{} / /srv/bind/{i} rw - tmpfs none rw\n", 20_000 + i, 100 + i).as_bytes(),
+            );
+        }
+        t
+    }
+
+    // Issue 10: dedup of bind mounts, top-mount selection and ordering were
+    // quadratic (3,000 mounts: 78 ms a sample, 10,000: 0.75 s).
+    #[test]
+    fn selecting_among_many_mounts_is_not_quadratic() {
+        // Under an emulator (cross/test-under-qemu.sh), some 40 times slower: fewer.
+        let emulated = std::env::var_os("FLUXSTAT_TEST_RUNNER").is_some_and(|r| !r.is_empty());
+        let n = if emulated { 500 } else { 2_000 };
+        let small = parse_mountinfo(&many_tmpfs(n));
+        let big = parse_mountinfo(&many_tmpfs(16 * n));
+        let filter = DiskFilter::default();
+        // The quickest of three runs, so that a preempted run does not count.
+        let time = |mounts: &Vec<Mount>| {
+            let mut best = (Duration::MAX, Vec::new());
+            for _ in 0..3 {
+                let input = mounts.clone();
+                let started = Instant::now();
+                let chosen = select(input, &filter);
+                best = (best.0.min(started.elapsed()), chosen);
+            }
+            best
+        };
+        let (t_small, chosen_small) = time(&small);
+        let (t_big, chosen_big) = time(&big);
+        assert_eq!((chosen_small.len(), chosen_big.len()), (n + 1, 16 * n + 1));
+        assert_eq!(chosen_big[0].mount, "/");
+        assert!(chosen_big.windows(2).all(|w| w[0].path.as_os_str() < w[1].path.as_os_str()), "sorted by mount point");
+        // 16 times the mounts: linear-log is some 20 times the time, quadratic 256.
+        let ratio = t_big.as_secs_f64() / t_small.as_secs_f64().max(1e-6);
+        assert!(ratio < 80.0, "{n} mounts: {t_small:?}; {}: {t_big:?} ({ratio:.0}×)", 16 * n);
+    }
+
+    // Issue 10: one mount point with non-UTF-8 bytes (a Latin-1 USB label) made the
+    // whole family null. Each is decoded on its own, and statvfs gets the bytes.
+    #[test]
+    fn non_utf8_mount_points_are_decoded_per_entry() {
+        let table = b"22 1 8:2 / / rw - ext4 /dev/sda2 rw\n\
+35 27 8:17 / /media/USB\\040caf\xe9 rw shared:41 - vfat /dev/sdb\xff rw\n\
+36 27 8:18 / /media/caf\xc3\xa9 rw - vfat /dev/sdc1 rw\n";
+        let got = select(parse_mountinfo(table), &DiskFilter::default());
+        let shown: Vec<(&str, &str)> = got.iter().map(|m| (m.mount.as_str(), m.source.as_str())).collect();
+        assert_eq!(shown, [("/", "/dev/sda2"), ("/media/USB caf\\xe9", "/dev/sdb\\xff"), ("/media/café", "/dev/sdc1")]);
+        assert_eq!(got[1].path.as_os_str().as_bytes(), b"/media/USB caf\xe9", "the bytes statvfs is called on");
     }
 }

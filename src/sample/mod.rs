@@ -11,9 +11,11 @@
 
 pub mod cpu;
 pub mod disk;
+pub mod fs;
 pub mod host;
 pub mod load;
 pub mod memory;
+pub mod names;
 pub mod network;
 pub mod own;
 pub mod temperature;
@@ -236,20 +238,6 @@ fn run(mut sampler: Sampler, latest: Weak<Latest>) {
     }
 }
 
-/// Sorts a short list (mounts, interfaces, sensors: tens of entries) by `key`,
-/// keeping equal keys in order. Insertion sort is as quick as any at this size,
-/// and it is a few dozen instructions per list type, where the standard library's
-/// sort costs kilobytes of code for every type it is used with.
-pub(crate) fn sort_short<T, K: Ord + ?Sized>(v: &mut [T], key: impl Fn(&T) -> &K) {
-    for i in 1..v.len() {
-        let mut j = i;
-        while j > 0 && key(&v[j - 1]) > key(&v[j]) {
-            v.swap(j - 1, j);
-            j -= 1;
-        }
-    }
-}
-
 /// A small sysfs/procfs file's content without surrounding blanks or the NUL some
 /// (device-tree) files end with; `None` when unreadable or empty.
 pub(crate) fn read_trimmed(path: &std::path::Path) -> Option<String> {
@@ -261,30 +249,4 @@ pub(crate) fn read_trimmed(path: &std::path::Path) -> Option<String> {
 /// Microseconds since the Unix epoch; clocks set before 1970 read as the epoch.
 pub fn unix_micros(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::sort_short;
-
-    #[test]
-    fn sort_short_orders_by_key_and_keeps_equal_keys_in_order() {
-        let cases: [&[(&str, u8)]; 5] = [
-            &[],
-            &[("eth0", 0)],
-            &[("wlan0", 0), ("br-lan", 1), ("eth1", 2), ("eth0", 3)],
-            &[("b", 0), ("a", 1), ("b", 2), ("a", 3), ("c", 4), ("a", 5)],
-            &[("a", 0), ("b", 1), ("c", 2)],
-        ];
-        for case in cases {
-            let mut got = case.to_vec();
-            sort_short(&mut got, |e| e.0);
-            let mut want = case.to_vec();
-            want.sort_by(|a, b| a.0.cmp(b.0)); // stable
-            assert_eq!(got, want, "{case:?}");
-        }
-        let mut numbers = vec![(10u64, "x"), (2, "y"), (1, "z")];
-        sort_short(&mut numbers, |e| &e.0);
-        assert_eq!(numbers, [(1, "z"), (2, "y"), (10, "x")]);
-    }
 }

@@ -7,10 +7,16 @@
 //! 32-bit wrap (old drivers, 32-bit kernels) when the previous value fits in 32
 //! bits and the wrapped difference is less than half the 32-bit range; anything
 //! else is a reset (interface recreated) and gives no rate for that interval.
+//!
+//! net/dev is streamed line by line (a line over 1 KiB is skipped); each interface
+//! name is decoded on its own (`fs::decode`), so a name that is not UTF-8 never hides
+//! the others, and the listed names are made unique (`names::make_unique`: an
+//! interface listed twice is `eth0_0` and `eth0_1`) before they key the rates.
 
 use std::path::Path;
 use std::time::Instant;
 
+use super::{fs, names};
 use crate::glob::GlobList;
 use crate::snapshot::{Counters, Interface};
 
@@ -52,22 +58,43 @@ pub struct DevLine {
     pub tx: Counters,
 }
 
+/// The longest net/dev line read (an interface name is at most 15 bytes; sixteen
+/// 20-digit counters); longer lines are skipped.
+const MAX_LINE: usize = 1024;
+/// The most of net/dev read: some 50,000 interfaces.
+const MAX_TABLE: u64 = 8 * 1024 * 1024;
+
 /// Reads the interfaces and computes the rates since the previous call.
 pub fn read(procfs: &Path, filter: &NetFilter, rates: &mut Rates, now: Instant) -> Option<Vec<Interface>> {
-    let text = std::fs::read_to_string(procfs.join("net/dev")).ok()?;
-    let mut lines: Vec<DevLine> = parse(&text).into_iter().filter(|l| filter.keeps(&l.name)).collect();
-    super::sort_short(&mut lines, |l| l.name.as_str());
-    Some(rates.update(lines, now))
+    let mut lines: Vec<DevLine> = Vec::new();
+    let keep = |l: &DevLine| filter.keeps(&l.name);
+    fs::read_lines(&procfs.join("net/dev"), MAX_LINE, MAX_TABLE, &mut |line| {
+        lines.extend(parse_line(line).filter(keep))
+    })
+    .ok()?;
+    Some(rates.update(unique_and_sorted(lines), now))
+}
+
+/// Makes the interface names unique (`names::make_unique`: an interface listed
+/// twice becomes `eth0_0` and `eth0_1`) and sorts by name.
+pub fn unique_and_sorted(lines: Vec<DevLine>) -> Vec<DevLine> {
+    let mut names: Vec<String> = lines.iter().map(|l| l.name.clone()).collect();
+    names::make_unique(&mut names);
+    let mut lines: Vec<DevLine> = lines.into_iter().zip(names).map(|(l, name)| DevLine { name, ..l }).collect();
+    names::sort_by_key(&mut lines, |l| l.name.as_str());
+    lines
 }
 
 impl Rates {
     /// Turns this sample's counters into interfaces with rates, and remembers them.
+    /// Names are expected unique; the previous counters are found by binary search.
     pub fn update(&mut self, lines: Vec<DevLine>, now: Instant) -> Vec<Interface> {
         let elapsed = self.at.map(|t| now.saturating_duration_since(t).as_secs_f64()).filter(|s| *s > 0.0);
+        let previous = &self.previous;
         let out: Vec<Interface> = lines
             .into_iter()
             .map(|l| {
-                let prev = self.previous.iter().find(|(n, _, _)| *n == l.name);
+                let prev = previous.binary_search_by(|(n, _, _)| n.as_str().cmp(&l.name)).ok().map(|i| &previous[i]);
                 let rate = |before: Option<u64>, now: u64| Some(per_second(delta(before?, now)?, elapsed?));
                 Interface {
                     rx_bytes_per_second: rate(prev.map(|p| p.1), l.rx.bytes),
@@ -79,6 +106,7 @@ impl Rates {
             })
             .collect();
         self.previous = out.iter().map(|i| (i.name.clone(), i.rx.bytes, i.tx.bytes)).collect();
+        names::sort_by_key(&mut self.previous, |p| p.0.as_str());
         self.at = Some(now);
         out
     }
@@ -105,23 +133,28 @@ fn per_second(delta: u64, secs: f64) -> u64 {
 }
 
 /// Parses /proc/net/dev; malformed lines are skipped.
-pub fn parse(text: &str) -> Vec<DevLine> {
-    text.lines()
-        .filter_map(|line| {
-            let (name, rest) = line.split_once(':')?;
-            let v: Vec<u64> = rest.split_whitespace().map(str::parse).collect::<Result<_, _>>().ok()?;
-            if v.len() < 16 {
-                return None;
-            }
-            // Receive: bytes packets errs drop fifo frame compressed multicast;
-            // transmit: bytes packets errs drop fifo colls carrier compressed.
-            Some(DevLine {
-                name: name.trim().to_owned(),
-                rx: Counters { bytes: v[0], packets: v[1], errors: v[2], drops: v[3] },
-                tx: Counters { bytes: v[8], packets: v[9], errors: v[10], drops: v[11] },
-            })
-        })
-        .collect()
+pub fn parse(text: &[u8]) -> Vec<DevLine> {
+    text.split(|&b| b == b'\n').filter_map(parse_line).collect()
+}
+
+/// One line of /proc/net/dev: `name: sixteen counters`. The name is bytes to the
+/// kernel (anything but `/`, `:` and blanks) and is decoded on its own
+/// (`fs::decode`), so an odd name never hides the other interfaces.
+pub fn parse_line(line: &[u8]) -> Option<DevLine> {
+    let colon = line.iter().position(|&b| b == b':')?;
+    let (name, rest) = (line[..colon].trim_ascii(), &line[colon + 1..]);
+    let v: Vec<u64> =
+        std::str::from_utf8(rest).ok()?.split_ascii_whitespace().map(str::parse).collect::<Result<_, _>>().ok()?;
+    if v.len() < 16 || name.is_empty() {
+        return None;
+    }
+    // Receive: bytes packets errs drop fifo frame compressed multicast;
+    // transmit: bytes packets errs drop fifo colls carrier compressed.
+    Some(DevLine {
+        name: fs::decode(name),
+        rx: Counters { bytes: v[0], packets: v[1], errors: v[2], drops: v[3] },
+        tx: Counters { bytes: v[8], packets: v[9], errors: v[10], drops: v[11] },
+    })
 }
 
 #[cfg(test)]
@@ -143,7 +176,7 @@ garbage line
 
     #[test]
     fn parse_reads_counters_beyond_32_bits() {
-        let lines = parse(DEV);
+        let lines = parse(DEV.as_bytes());
         assert_eq!(lines.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(), ["lo", "eth0", "br-lan", "veth1a2b"]);
         let eth0 = &lines[1];
         assert_eq!(eth0.rx, Counters { bytes: 5_000_000_000, packets: 4000, errors: 1, drops: 2 });
@@ -154,7 +187,8 @@ garbage line
     #[test]
     fn default_filter_keeps_bridges_and_drops_plumbing() {
         let f = NetFilter::default();
-        let kept: Vec<String> = parse(DEV).into_iter().filter(|l| f.keeps(&l.name)).map(|l| l.name).collect();
+        let kept: Vec<String> =
+            parse(DEV.as_bytes()).into_iter().filter(|l| f.keeps(&l.name)).map(|l| l.name).collect();
         assert_eq!(kept, ["eth0", "br-lan"]);
         let only_wlan = NetFilter { include: GlobList::parse("wlan*,eth0"), exclude: GlobList::parse("eth*") };
         assert!(only_wlan.keeps("wlan0") && !only_wlan.keeps("eth0") && !only_wlan.keeps("br-lan"));
@@ -216,5 +250,19 @@ garbage line
         // The same instant twice: no division by zero.
         let same = w.update(vec![line("eth0", 2000, 0)], t0 + Duration::from_secs(1));
         assert_eq!(same[0].rx_bytes_per_second, None);
+    }
+
+    // Issue 10: a non-UTF-8 interface name made the whole family null, and an
+    // interface listed twice gave two "eth0" keys.
+    #[test]
+    fn odd_names_are_decoded_and_made_unique() {
+        let dev = b"Inter-|   Receive |  Transmit\n face |bytes packets|bytes packets\n\
+  eth0: 1 0 0 0 0 0 0 0 2 0 0 0 0 0 0 0\n\
+wl\xe9n0: 3 0 0 0 0 0 0 0 4 0 0 0 0 0 0 0\n\
+  eth0: 5 0 0 0 0 0 0 0 6 0 0 0 0 0 0 0\n\
+eth0_0: 7 0 0 0 0 0 0 0 8 0 0 0 0 0 0 0\n";
+        let lines = unique_and_sorted(parse(dev));
+        let got: Vec<(&str, u64)> = lines.iter().map(|l| (l.name.as_str(), l.rx.bytes)).collect();
+        assert_eq!(got, [("eth0_0", 7), ("eth0_1", 1), ("eth0_2", 5), ("wl\\xe9n0", 3)]);
     }
 }

@@ -5,12 +5,16 @@
 //!
 //! Names are stable per machine: a zone is named by its type (`cpu_thermal`), an
 //! hwmon input by its chip and label (`coretemp_package_id_0`) or input number
-//! (`nvme_temp1`), lower-cased with other characters as `_`. A name that occurs
-//! more than once gets `_0`, `_1`, … in the order of the sysfs paths. An hwmon chip
-//! that merely mirrors a thermal zone (the kernel's thermal_hwmon, same name) is
-//! skipped, so no sensor is counted twice.
+//! (`nvme_temp1`), lower-cased with other characters as `_` (bytes that are not
+//! UTF-8 too). A name that occurs more than once gets `_0`, `_1`, … in the order of
+//! the sysfs paths, skipping a number that would repeat another sensor's name
+//! (`names::make_unique`). An hwmon chip that merely mirrors a thermal zone (the
+//! kernel's thermal_hwmon, same name) is skipped, so no sensor is counted twice.
+//! Every file is read with a bound (`fs::read_value`), so a sensor file that never
+//! ends costs one short read, and a FIFO cannot block the open.
 
-use super::read_trimmed;
+use super::fs::read_value;
+use super::names;
 use std::path::{Path, PathBuf};
 
 use crate::snapshot::Sensor;
@@ -41,19 +45,19 @@ fn sorted_entries(dir: &Path, prefix: &str) -> Vec<PathBuf> {
             Some((n, e.path()))
         })
         .collect();
-    super::sort_short(&mut v, |e| &e.0);
+    names::sort_by_key(&mut v, |e| &e.0);
     v.into_iter().map(|(_, p)| p).collect()
 }
 
 fn read_milli(path: &Path) -> Option<i64> {
-    read_trimmed(path)?.parse().ok()
+    read_value(path)?.parse().ok()
 }
 
 fn read_zones(dir: &Path) -> Vec<Raw> {
     sorted_entries(dir, "thermal_zone")
         .into_iter()
         .filter_map(|zone| {
-            let name = sanitize(&read_trimmed(&zone.join("type"))?);
+            let name = sanitize(&read_value(&zone.join("type"))?);
             Some(Raw { name, millidegrees: read_milli(&zone.join("temp"))? })
         })
         .collect()
@@ -62,7 +66,7 @@ fn read_zones(dir: &Path) -> Vec<Raw> {
 fn read_hwmon(dir: &Path, zone_names: &[String]) -> Vec<Raw> {
     let mut out = Vec::new();
     for chip in sorted_entries(dir, "hwmon") {
-        let Some(chip_name) = read_trimmed(&chip.join("name")).map(|n| sanitize(&n)) else { continue };
+        let Some(chip_name) = read_value(&chip.join("name")).map(|n| sanitize(&n)) else { continue };
         if zone_names.contains(&chip_name) {
             continue;
         }
@@ -76,10 +80,10 @@ fn read_hwmon(dir: &Path, zone_names: &[String]) -> Vec<Raw> {
                 Some((n, f))
             })
             .collect();
-        super::sort_short(&mut inputs, |e| &e.0);
+        names::sort_by_key(&mut inputs, |e| &e.0);
         for (n, file) in inputs {
             let Some(milli) = read_milli(&chip.join(&file)) else { continue };
-            let label = read_trimmed(&chip.join(format!("temp{n}_label"))).map(|l| sanitize(&l));
+            let label = read_value(&chip.join(format!("temp{n}_label"))).map(|l| sanitize(&l));
             let name = match label {
                 Some(l) => format!("{chip_name}_{l}"),
                 None => format!("{chip_name}_temp{n}"),
@@ -104,25 +108,26 @@ pub fn sanitize(s: &str) -> String {
     out.trim_matches('_').to_owned()
 }
 
-/// Converts to °C with one decimal, drops impossible readings (below absolute zero
-/// or above 1000 °C, which drivers use for "no sensor"), makes names unique and
-/// sorts by name.
+/// The readings published: strictly above absolute zero (−273.15 °C, which a
+/// rounded −273150 m°C would show as −273.2) and at most 1000 °C (drivers use more
+/// for "no sensor"), compared on the exact millidegrees.
+pub fn plausible(millidegrees: i64) -> bool {
+    millidegrees > -273_150 && millidegrees <= 1_000_000
+}
+
+/// Converts to °C with one decimal, drops implausible readings, makes names unique
+/// (`names::make_unique`, in the order read) and sorts by name.
 pub fn name_and_convert(raw: Vec<Raw>) -> Vec<Sensor> {
-    let valid: Vec<Raw> = raw.into_iter().filter(|r| (-273_150..=1_000_000).contains(&r.millidegrees)).collect();
-    let mut sensors: Vec<Sensor> = Vec::with_capacity(valid.len());
-    for (i, r) in valid.iter().enumerate() {
-        let same = valid.iter().filter(|o| o.name == r.name).count();
-        let name = if same > 1 {
-            let nth = valid[..i].iter().filter(|o| o.name == r.name).count();
-            format!("{}_{nth}", r.name)
-        } else {
-            r.name.clone()
-        };
+    let valid: Vec<Raw> = raw.into_iter().filter(|r| plausible(r.millidegrees)).collect();
+    let mut unique: Vec<String> = valid.iter().map(|r| r.name.clone()).collect();
+    names::make_unique(&mut unique);
+    let mut sensors: Vec<Sensor> = valid
+        .iter()
+        .zip(unique)
         // i64 millidegrees to f64 is exact in this range.
-        let celsius = (r.millidegrees as f64 / 100.0).round() / 10.0;
-        sensors.push(Sensor { name, celsius });
-    }
-    super::sort_short(&mut sensors, |s| s.name.as_str());
+        .map(|(r, name)| Sensor { name, celsius: (r.millidegrees as f64 / 100.0).round() / 10.0 })
+        .collect();
+    names::sort_by_key(&mut sensors, |s| s.name.as_str());
     sensors
 }
 
@@ -157,5 +162,39 @@ mod tests {
         ]);
         let pairs: Vec<(&str, f64)> = got.iter().map(|s| (s.name.as_str(), s.celsius)).collect();
         assert_eq!(pairs, [("acpitz_0", 27.8), ("acpitz_1", 29.9), ("cold", -5.0), ("cpu_thermal", 48.3)]);
+    }
+
+    // Issue 10: −273150 m°C passed the "below −273.15" filter and showed as −273.2.
+    #[test]
+    fn plausible_boundaries() {
+        let table: &[(i64, Option<f64>)] = &[
+            (-273_151, None),
+            (-273_150, None),
+            (-273_149, Some(-273.1)),
+            (-273_100, Some(-273.1)),
+            (-5_050, Some(-5.1)),
+            (-5_049, Some(-5.0)),
+            (0, Some(0.0)),
+            (999_949, Some(999.9)),
+            (999_950, Some(1000.0)),
+            (1_000_000, Some(1000.0)),
+            (1_000_001, None),
+            (i64::MIN, None),
+            (i64::MAX, None),
+        ];
+        for &(m, want) in table {
+            let got = name_and_convert(vec![Raw { name: "t".into(), millidegrees: m }]);
+            assert_eq!(got.first().map(|s| s.celsius), want, "{m} m°C");
+            assert!(got.iter().all(|s| (-273.15..=1000.0).contains(&s.celsius)));
+        }
+    }
+
+    // Issue 10: zones of type soc, soc and "soc 0" gave two "soc_0" keys.
+    #[test]
+    fn duplicate_names_never_collide() {
+        let raw = |name: &str, m: i64| Raw { name: sanitize(name), millidegrees: m };
+        let got = name_and_convert(vec![raw("soc", 40_000), raw("soc", 41_000), raw("soc 0", 99_000)]);
+        let pairs: Vec<(&str, f64)> = got.iter().map(|s| (s.name.as_str(), s.celsius)).collect();
+        assert_eq!(pairs, [("soc_0", 99.0), ("soc_1", 40.0), ("soc_2", 41.0)]);
     }
 }

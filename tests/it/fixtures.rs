@@ -24,7 +24,7 @@ fn sample(name: &str) -> (Snapshot, Snapshot) {
 }
 
 fn listed_mounts(name: &str) -> Vec<String> {
-    let table = std::fs::read_to_string(fixture(name).join("proc/self/mountinfo")).expect("mountinfo");
+    let table = std::fs::read(fixture(name).join("proc/self/mountinfo")).expect("mountinfo");
     disk::select(disk::parse_mountinfo(&table), &DiskFilter::default()).into_iter().map(|m| m.mount).collect()
 }
 

@@ -3,6 +3,7 @@
 
 mod cli;
 mod connections;
+mod edges;
 mod fixtures;
 #[path = "../../fuzz/checks.rs"]
 mod fuzz_checks;
