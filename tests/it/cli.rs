@@ -387,3 +387,42 @@ fn an_interface_named_in_net_include_is_listed() {
     assert_eq!(interfaces(&["--net-include", "lo,wan", "--net-exclude", "wan"]), ["lo"]);
     assert!(!interfaces(&[]).contains(&"lo".to_owned()), "lo is left out by default");
 }
+
+/// The jq program of the README's `updated_at` recipe.
+fn readme_jq_recipe() -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README.md");
+    let line = readme.lines().find(|l| l.contains("fromdateiso8601)'")).expect("the jq recipe in README.md");
+    let program = line.split_once("jq '").map(|(_, p)| p).expect("jq '...'");
+    program.strip_suffix('\'').expect("the program ends the line").to_owned()
+}
+
+#[test]
+fn the_readme_jq_recipe_reads_updated_at() {
+    // jq is a host program; CI installs it (.ci/run), elsewhere the test says it skipped.
+    let jq = |program: &str, input: &[u8]| -> Option<std::process::Output> {
+        let mut child = Command::new("jq")
+            .arg(program)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .ok()?;
+        std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), input).expect("feed jq");
+        Some(child.wait_with_output().expect("jq runs"))
+    };
+    if jq(".", b"{}").is_none() {
+        assert!(std::env::var_os("CI").is_none(), "CI must install jq (.ci/run)");
+        eprintln!("skipped: no jq on this machine");
+        return;
+    }
+    let mut run = Running::start(fluxstat().args(["--listen", "127.0.0.1:0"]));
+    let body = Client::connect(run.listening_addr()).get("/metrics").body;
+    let before = jq(".updated_at | fromdateiso8601", &body).expect("jq");
+    assert!(!before.status.success(), "plain fromdateiso8601 parses updated_at now: simplify the README");
+    let out = jq(&readme_jq_recipe(), &body).expect("jq");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let age: f64 = text.trim().parse().unwrap_or_else(|_| panic!("a number of seconds: {text}"));
+    // The sample was taken at start-up, moments ago; whole seconds, so at most 1 s in the future.
+    assert!((-1.0..PATIENCE.as_secs_f64() * 3.0).contains(&age), "age {age}");
+}
