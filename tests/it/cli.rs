@@ -215,7 +215,8 @@ fn an_explicit_ipv6_wildcard_and_a_bare_port_take_ipv4_too() {
 
 #[test]
 fn localhost_is_both_loopbacks_without_dns() {
-    // An empty PATH and no resolver configuration: the name is never looked up.
+    // The config maps the name to the loopbacks itself (no resolver is asked, so a
+    // broken /etc/hosts or DNS cannot change it): 127.0.0.1 first, then ::1.
     let mut run = Running::start(fluxstat().args(["--listen", "localhost:0"]));
     let (first, _) = run.listening();
     assert_eq!(first.ip(), std::net::Ipv4Addr::LOCALHOST);
