@@ -5,7 +5,7 @@
 //! stderr and exit code 2.
 
 use std::ffi::OsString;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -21,13 +21,151 @@ pub const DEFAULT_PORT: u16 = 8001;
 pub const MIN_INTERVAL: Duration = Duration::from_millis(200);
 pub const MAX_INTERVAL: Duration = Duration::from_secs(3600);
 
-/// Where to listen.
+/// One `--listen` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `[::]:PORT`, `:PORT` or `*:PORT` (and the default): every address, IPv4 and
+    /// IPv6, on one dual-stack socket, or `0.0.0.0:PORT` where the kernel has no IPv6.
+    Any(u16),
+    /// `localhost:PORT`: `127.0.0.1` and, where the kernel has IPv6, `[::1]`; the
+    /// name is never looked up.
+    Localhost(u16),
+    /// One address, or `0.0.0.0:PORT` for every IPv4 address.
+    Addr(SocketAddr),
+}
+
+impl Endpoint {
+    pub fn port(self) -> u16 {
+        match self {
+            Endpoint::Any(p) | Endpoint::Localhost(p) => p,
+            Endpoint::Addr(a) => a.port(),
+        }
+    }
+
+    /// `ADDR:PORT`, `[V6]:PORT`, `:PORT`, `*:PORT` or `localhost:PORT`.
+    pub fn parse(s: &str) -> Option<Endpoint> {
+        let (host, port) = s.rsplit_once(':')?;
+        if port.is_empty() || !port.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        let port: u16 = port.parse().ok()?;
+        if host.is_empty() || host == "*" {
+            return Some(Endpoint::Any(port));
+        }
+        if host.eq_ignore_ascii_case("localhost") {
+            return Some(Endpoint::Localhost(port));
+        }
+        let addr: SocketAddr = s.parse().ok()?;
+        Some(match addr {
+            SocketAddr::V6(v6) if v6.ip().is_unspecified() => Endpoint::Any(port),
+            a => Endpoint::Addr(a),
+        })
+    }
+
+    /// The addresses this entry takes on its port: `None` is a family's wildcard.
+    fn covers(self) -> Vec<(bool, Option<IpAddr>)> {
+        let v4 = |ip: Ipv4Addr| (false, (!ip.is_unspecified()).then_some(IpAddr::V4(ip)));
+        match self {
+            Endpoint::Any(_) => vec![(false, None), (true, None)],
+            Endpoint::Localhost(_) => vec![v4(Ipv4Addr::LOCALHOST), (true, Some(IpAddr::V6(Ipv6Addr::LOCALHOST)))],
+            Endpoint::Addr(SocketAddr::V4(a)) => vec![v4(*a.ip())],
+            Endpoint::Addr(SocketAddr::V6(a)) => vec![(true, Some(IpAddr::V6(*a.ip())))],
+        }
+    }
+
+    /// Whether two entries would ask for the same address and port, which the
+    /// kernel refuses with "address in use". Port 0 picks a free port each time.
+    fn overlaps(self, other: Endpoint) -> bool {
+        if self.port() != other.port() || self.port() == 0 {
+            return false;
+        }
+        let theirs = other.covers();
+        self.covers()
+            .iter()
+            .any(|&(v6, ip)| theirs.iter().any(|&(v6b, ipb)| v6 == v6b && (ip.is_none() || ipb.is_none() || ip == ipb)))
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Any(p) => write!(f, "[::]:{p}"),
+            Endpoint::Localhost(p) => write!(f, "localhost:{p}"),
+            Endpoint::Addr(a) => write!(f, "{a}"),
+        }
+    }
+}
+
+/// Where to listen: one or more entries, none overlapping another.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Listen {
-    /// `[::]:8001` dual-stack, or `0.0.0.0:8001` where the kernel has no IPv6.
-    Default,
-    /// The addresses given with `--listen`; IPv6 ones are IPv6-only.
-    Addrs(Vec<SocketAddr>),
+pub struct Listen(pub Vec<Endpoint>);
+
+impl Default for Listen {
+    /// `[::]:8001`, dual-stack, or `0.0.0.0:8001` where the kernel has no IPv6.
+    fn default() -> Listen {
+        Listen(vec![Endpoint::Any(DEFAULT_PORT)])
+    }
+}
+
+/// Parses the `--listen` entries; `source` names the flag or variable in errors.
+fn parse_listen(list: &[String], source: &str) -> Result<Listen, ConfigError> {
+    let mut parsed: Vec<(&str, Endpoint)> = Vec::new();
+    for text in list {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(ConfigError(format!(
+                "{source}: an empty address; leave it unset for the default [::]:{DEFAULT_PORT}"
+            )));
+        }
+        let endpoint = Endpoint::parse(text).ok_or_else(|| {
+            let hint = if text.bytes().all(|c| c.is_ascii_digit()) {
+                format!(" (for every address: :{text})")
+            } else {
+                String::new()
+            };
+            ConfigError(format!(
+                "{source}: '{text}' is not ADDR:PORT (e.g. :8001, 0.0.0.0:8001, [::1]:8001, localhost:8001){hint}"
+            ))
+        })?;
+        if let Some((earlier, other)) = parsed.iter().find(|(_, e)| e.overlaps(endpoint)) {
+            return Err(ConfigError(if *other == endpoint {
+                format!("{source}: {endpoint} is given twice ('{earlier}' and '{text}')")
+            } else {
+                format!(
+                    "{source}: '{earlier}' and '{text}' overlap on port {}: {} already takes {}; give only one",
+                    endpoint.port(),
+                    wider(*other, endpoint),
+                    taken_by(wider(*other, endpoint)),
+                )
+            }));
+        }
+        parsed.push((text, endpoint));
+    }
+    Ok(Listen(parsed.into_iter().map(|(_, e)| e).collect()))
+}
+
+/// Of two overlapping entries, the one that takes more addresses.
+fn wider(a: Endpoint, b: Endpoint) -> Endpoint {
+    let rank = |e: Endpoint| match e {
+        Endpoint::Any(_) => 3,
+        Endpoint::Addr(a) if a.ip().is_unspecified() => 2,
+        Endpoint::Localhost(_) => 1,
+        Endpoint::Addr(_) => 0,
+    };
+    if rank(b) > rank(a) {
+        b
+    } else {
+        a
+    }
+}
+
+fn taken_by(e: Endpoint) -> &'static str {
+    match e {
+        Endpoint::Any(_) => "every IPv4 and IPv6 address",
+        Endpoint::Addr(a) if a.ip().is_unspecified() => "every IPv4 address",
+        Endpoint::Localhost(_) => "127.0.0.1 and ::1",
+        Endpoint::Addr(_) => "that address",
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -79,14 +217,14 @@ const OPTIONS: &[Opt] = &[
         name: "listen",
         value: "ADDR:PORT",
         default: "[::]:8001",
-        help: "Address to serve on; repeat for several (env: comma-separated). The default is dual-stack and falls back to 0.0.0.0:8001 without IPv6; an explicit IPv6 address is IPv6-only.",
+        help: "Address to serve on; repeat for several (env: comma-separated). [::]:PORT, :PORT and the default take IPv4 and IPv6 (IPv4 only without kernel IPv6); 0.0.0.0:PORT IPv4 only; localhost:PORT 127.0.0.1 and ::1.",
     },
     Opt { name: "interval", value: "DURATION", default: "1s", help: "How often to sample the machine (minimum 200ms)." },
     Opt {
         name: "cors-origin",
         value: "ORIGIN",
         default: "",
-        help: "Let browser pages from ORIGIN (e.g. http://192.168.1.10:8123) or from anywhere (*) read the figures. Off by default.",
+        help: "Let browser pages from ORIGIN (e.g. http://192.168.1.10:8123) or from anywhere (*) read the figures. Off by default; empty is off.",
     },
     Opt { name: "max-connections", value: "N", default: "128", help: "Most connections served at once." },
     Opt {
@@ -112,13 +250,13 @@ const OPTIONS: &[Opt] = &[
         name: "net-include",
         value: "GLOBS",
         default: "",
-        help: "Only these network interfaces, comma-separated (* and ? wildcards); empty means all.",
+        help: "Only these network interfaces, comma-separated (* and ? wildcards); empty means all. When given, the default --net-exclude is not applied.",
     },
     Opt {
         name: "net-exclude",
         value: "GLOBS",
         default: DEFAULT_NET_EXCLUDE,
-        help: "Network interfaces left out, comma-separated (* and ? wildcards); empty lists all.",
+        help: "Network interfaces left out, comma-separated (* and ? wildcards); empty lists all. The default applies only without --net-include.",
     },
     Opt {
         name: "procfs",
@@ -138,7 +276,7 @@ const OPTIONS: &[Opt] = &[
         name: "token-file",
         value: "PATH",
         default: "",
-        help: "Require 'Authorization: Bearer <token>' on /metrics, the token being the content of PATH (trimmed). /health stays open. Off by default.",
+        help: "Require 'Authorization: Bearer <token>' on /metrics, the token being the content of PATH (trimmed). /health stays open. Off by default; an empty PATH is an error.",
     },
     Opt {
         name: "allow-host",
@@ -195,40 +333,33 @@ pub fn parse(
         given.push((opt.name, value));
     }
 
-    // The value of an option: the last flag, else the environment, else the default.
-    let value = |name: &'static str| -> (String, String) {
+    // The value of an option the user set: the last flag, else the environment.
+    let explicit = |name: &'static str| -> Option<(String, String)> {
         if let Some((_, v)) = given.iter().rev().find(|(n, _)| *n == name) {
-            return (v.clone(), format!("--{name}"));
+            return Some((v.clone(), format!("--{name}")));
         }
         let var = env_name(name);
-        if let Some(v) = env(&var) {
-            return (v, var);
-        }
-        let default = OPTIONS.iter().find(|o| o.name == name).map_or("", |o| o.default);
-        (default.to_owned(), format!("--{name}"))
+        env(&var).map(|v| (v, var))
+    };
+    // The value of an option: the user's, else the default.
+    let value = |name: &'static str| -> (String, String) {
+        explicit(name).unwrap_or_else(|| {
+            let default = OPTIONS.iter().find(|o| o.name == name).map_or("", |o| o.default);
+            (default.to_owned(), format!("--{name}"))
+        })
     };
 
     let listen = {
-        let flags: Vec<&String> = given.iter().filter(|(n, _)| *n == "listen").map(|(_, v)| v).collect();
-        let (list, source): (Vec<String>, String) = if !flags.is_empty() {
-            (flags.into_iter().cloned().collect(), "--listen".into())
+        let flags: Vec<String> = given.iter().filter(|(n, _)| *n == "listen").map(|(_, v)| v.clone()).collect();
+        if !flags.is_empty() {
+            parse_listen(&flags, "--listen")?
         } else if let Some(v) = env(&env_name("listen")) {
-            (v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(), env_name("listen"))
+            let list: Vec<String> = v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+            // An empty variable (an unset systemd specifier) must not widen to the default.
+            let list = if list.is_empty() { vec![String::new()] } else { list };
+            parse_listen(&list, &env_name("listen"))?
         } else {
-            (Vec::new(), String::new())
-        };
-        if list.is_empty() {
-            Listen::Default
-        } else {
-            let addrs = list
-                .iter()
-                .map(|a| {
-                    a.parse::<SocketAddr>().map_err(|_| {
-                        ConfigError(format!("{source}: '{a}' is not ADDR:PORT (e.g. 0.0.0.0:8001 or [::1]:8001)"))
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            Listen::Addrs(addrs)
+            Listen::default()
         }
     };
 
@@ -264,10 +395,16 @@ pub fn parse(
         exclude_mount: GlobList::parse(&value("disk-exclude-mount").0),
     };
 
-    let network = NetFilter {
-        include: GlobList::parse(&value("net-include").0),
-        exclude: GlobList::parse(&value("net-exclude").0),
+    // An interface named in the include list is listed: the default exclude list
+    // (lo, veth*, docker*) applies only when no include list is given. An exclude
+    // list the user gives still applies after the include list.
+    let include = GlobList::parse(&value("net-include").0);
+    let exclude = match explicit("net-exclude") {
+        Some((v, _)) => GlobList::parse(&v),
+        None if !include.is_empty() => GlobList::default(),
+        None => GlobList::parse(DEFAULT_NET_EXCLUDE),
     };
+    let network = NetFilter { include, exclude };
     let dir = |name: &'static str| -> Result<PathBuf, ConfigError> {
         let (v, src) = value(name);
         let path = PathBuf::from(&v);
@@ -286,8 +423,17 @@ pub fn parse(
 
     let (v, src) = value("allow");
     let allow = Allowlist::parse(&v).map_err(|e| ConfigError(format!("{src}: {e}")))?;
-    let (v, _) = value("token-file");
-    let token_file = (!v.is_empty()).then(|| PathBuf::from(v));
+    // Fail closed: a token file that is set but empty (e.g. an unset systemd
+    // specifier) is a usage error, never "no token".
+    let token_file = match explicit("token-file") {
+        None => None,
+        Some((v, src)) if v.trim().is_empty() => {
+            return Err(ConfigError(format!(
+                "{src}: the path is empty; name the token file, or unset {src} to serve without a token"
+            )))
+        }
+        Some((v, _)) => Some(PathBuf::from(v)),
+    };
     let (v, src) = value("allow-host");
     let allow_hosts = access::parse_host_list(&v).map_err(|e| ConfigError(format!("{src}: {e}")))?;
 
@@ -326,21 +472,59 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     ms.map(Duration::from_millis).ok_or_else(|| format!("'{s}' is too long"))
 }
 
-/// `*`, or one origin `http[s]://host[:port]` with no path: it is copied into a
-/// header, so anything else (spaces, line breaks) is refused.
+/// `*`, or one origin `http[s]://host[:port]`, normalised to what a browser sends
+/// in `Origin` (RFC 6454): scheme and host in lower case, no default port, no path.
+/// A trailing `/` (as copied from an address bar) is dropped; any other path,
+/// query, fragment or user part is refused, and so is anything that is not a
+/// plain host name or IP literal, since the value is copied into a header.
 fn check_origin(v: &str) -> Result<String, String> {
     if v == "*" {
         return Ok(v.to_owned());
     }
-    let rest = v.strip_prefix("http://").or_else(|| v.strip_prefix("https://"));
-    let ok = rest.is_some_and(|host| {
-        !host.is_empty() && host.bytes().all(|c| c.is_ascii_alphanumeric() || b".-:[]_".contains(&c))
-    });
-    if ok {
-        Ok(v.to_owned())
-    } else {
-        Err(format!("'{v}' is not * or an origin like http://192.168.1.10:8123"))
+    let bad = |why: &str| format!("'{v}' is not * or an origin like http://192.168.1.10:8123 ({why})");
+    let (scheme, rest) = v.split_once("://").ok_or_else(|| bad("no http:// or https://"))?;
+    let scheme = scheme.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "http" => 80,
+        "https" => 443,
+        _ => return Err(bad("the scheme must be http or https")),
+    };
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.contains(['/', '?', '#']) {
+        return Err(bad("an origin has no path"));
     }
+    if authority.contains('@') {
+        return Err(bad("an origin has no user name"));
+    }
+    let (host, port) = if let Some(inner) = authority.strip_prefix('[') {
+        let (literal, after) = inner.split_once(']').ok_or_else(|| bad("unclosed ["))?;
+        literal.parse::<Ipv6Addr>().map_err(|_| bad("not an IPv6 address in []"))?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':').ok_or_else(|| bad("junk after ]"))?),
+        };
+        (format!("[{}]", literal.to_ascii_lowercase()), port)
+    } else {
+        let (host, port) = match authority.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        };
+        if host.is_empty() || !host.bytes().all(|c| c.is_ascii_alphanumeric() || b".-_".contains(&c)) {
+            return Err(bad("not a host name or address"));
+        }
+        (host.to_ascii_lowercase(), port)
+    };
+    let port = match port {
+        None => None,
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n > 0 && p.bytes().all(|c| c.is_ascii_digit()) => (n != default_port).then_some(n),
+            _ => return Err(bad("the port must be a number from 1 to 65535")),
+        },
+    };
+    Ok(match port {
+        Some(p) => format!("{scheme}://{host}:{p}"),
+        None => format!("{scheme}://{host}"),
+    })
 }
 
 /// The `--help` text, with every option, its variable and its default.
@@ -381,7 +565,8 @@ mod tests {
     #[test]
     fn defaults() {
         let c = run(&[], &[]).expect("defaults parse");
-        assert_eq!(c.listen, Listen::Default);
+        assert_eq!(c.listen, Listen::default());
+        assert_eq!(c.listen, Listen(vec![Endpoint::Any(8001)]));
         assert_eq!(c.interval, Duration::from_secs(1));
         assert_eq!(c.max_connections, 128);
         assert_eq!(c.request_timeout, Duration::from_secs(10));
@@ -416,15 +601,18 @@ mod tests {
             &[("FLUXSTAT_INTERVAL", "5s"), ("FLUXSTAT_MAX_CONNECTIONS", "7"), ("FLUXSTAT_LISTEN", "0.0.0.0:1")],
         )
         .expect("parses");
-        let want: Vec<SocketAddr> = vec!["127.0.0.1:0".parse().expect("addr"), "[::1]:9000".parse().expect("addr")];
-        assert_eq!(c.listen, Listen::Addrs(want));
+        let want = vec![
+            Endpoint::Addr("127.0.0.1:0".parse().expect("addr")),
+            Endpoint::Addr("[::1]:9000".parse().expect("addr")),
+        ];
+        assert_eq!(c.listen, Listen(want));
         assert_eq!(c.interval, Duration::from_millis(500), "flag wins over env");
         assert_eq!(c.max_connections, 7, "env wins over default");
         assert_eq!(c.cors_origin.as_deref(), Some("*"));
 
         let e = run(&[], &[("FLUXSTAT_LISTEN", "127.0.0.1:1, 127.0.0.2:2"), ("FLUXSTAT_DISK_EXCLUDE_FS", "")])
             .expect("parses");
-        assert!(matches!(e.listen, Listen::Addrs(ref a) if a.len() == 2));
+        assert_eq!(e.listen.0.len(), 2);
         assert!(e.disks.exclude_fs.is_empty());
         assert_eq!(run(&["--interval", "2s", "--interval", "3s"], &[]).map(|c| c.interval), Ok(Duration::from_secs(3)));
     }
@@ -441,7 +629,33 @@ mod tests {
             (&["--interval", "5x"], &[], "unknown unit 'x'"),
             (&[], &[("FLUXSTAT_INTERVAL", "fast")], "FLUXSTAT_INTERVAL: 'fast' is not a duration"),
             (&["--listen", "8001"], &[], "'8001' is not ADDR:PORT"),
-            (&["--listen", "localhost:8001"], &[], "is not ADDR:PORT"),
+            (&["--listen", "8001"], &[], "(for every address: :8001)"),
+            (&["--listen", "::1:8001"], &[], "'::1:8001' is not ADDR:PORT"),
+            (&["--listen", "host.example:8001"], &[], "is not ADDR:PORT"),
+            (&["--listen", "127.0.0.1:65536"], &[], "is not ADDR:PORT"),
+            (&["--listen", ""], &[], "--listen: an empty address"),
+            (&[], &[("FLUXSTAT_LISTEN", "")], "FLUXSTAT_LISTEN: an empty address"),
+            (&[], &[("FLUXSTAT_LISTEN", " , ")], "FLUXSTAT_LISTEN: an empty address"),
+            (&["--listen", "127.0.0.1:8001", "--listen", "127.0.0.1:8001"], &[], "127.0.0.1:8001 is given twice"),
+            (&["--listen", ":9000", "--listen", "[::]:9000"], &[], "[::]:9000 is given twice"),
+            (&["--listen", "0.0.0.0:9000", "--listen", "[::]:9000"], &[], "'0.0.0.0:9000' and '[::]:9000' overlap on port 9000: [::]:9000 already takes every IPv4 and IPv6 address"),
+            (&["--listen", "127.0.0.1:9000", "--listen", "0.0.0.0:9000"], &[], "0.0.0.0:9000 already takes every IPv4 address"),
+            (&["--listen", "localhost:9000", "--listen", "[::1]:9000"], &[], "localhost:9000 already takes 127.0.0.1 and ::1"),
+            (&[], &[("FLUXSTAT_LISTEN", "[::1]:1,[::]:1")], "FLUXSTAT_LISTEN: '[::1]:1' and '[::]:1' overlap"),
+            (&["--token-file", ""], &[], "--token-file: the path is empty"),
+            (&[], &[("FLUXSTAT_TOKEN_FILE", "")], "FLUXSTAT_TOKEN_FILE: the path is empty"),
+            (&[], &[("FLUXSTAT_TOKEN_FILE", " ")], "FLUXSTAT_TOKEN_FILE: the path is empty"),
+            (&["--cors-origin", "http://a:8123/x"], &[], "an origin has no path"),
+            (&["--cors-origin", "http://a?b"], &[], "an origin has no path"),
+            (&["--cors-origin", "http://u@a"], &[], "an origin has no user name"),
+            (&["--cors-origin", "ftp://a"], &[], "the scheme must be http or https"),
+            (&["--cors-origin", "a:8123"], &[], "no http://"),
+            (&["--cors-origin", "http://a:0"], &[], "the port must be"),
+            (&["--cors-origin", "http://a:99999"], &[], "the port must be"),
+            (&["--cors-origin", "http://[::1"], &[], "unclosed ["),
+            (&["--cors-origin", "http://[zz]"], &[], "not an IPv6 address"),
+            (&["--cors-origin", "http://"], &[], "not a host name"),
+            (&["--cors-origin", "null"], &[], "is not * or an origin"),
             (&["--max-connections", "0"], &[], "'0' is not a whole number"),
             (&["--max-connections", "-3"], &[], "is not a whole number"),
             (&["--cors-origin", "http://a\r\nSet-Cookie: x"], &[], "is not * or an origin"),
@@ -464,6 +678,92 @@ mod tests {
                 Ok(c) => panic!("{args:?} parsed: {c:?}"),
             }
         }
+    }
+
+    #[test]
+    fn listen_forms() {
+        let table: &[(&str, Endpoint)] = &[
+            (":8001", Endpoint::Any(8001)),
+            ("*:8001", Endpoint::Any(8001)),
+            ("[::]:9000", Endpoint::Any(9000)),
+            ("[0::0]:9000", Endpoint::Any(9000)),
+            ("localhost:8001", Endpoint::Localhost(8001)),
+            ("LOCALHOST:8001", Endpoint::Localhost(8001)),
+            ("0.0.0.0:8001", Endpoint::Addr("0.0.0.0:8001".parse().expect("addr"))),
+            ("[::1]:0", Endpoint::Addr("[::1]:0".parse().expect("addr"))),
+            ("192.168.1.2:80", Endpoint::Addr("192.168.1.2:80".parse().expect("addr"))),
+        ];
+        for (text, want) in table {
+            assert_eq!(run(&["--listen", text], &[]).map(|c| c.listen), Ok(Listen(vec![*want])), "{text}");
+        }
+        // Disjoint entries, and port 0 (a fresh port each time) given twice, are fine.
+        for pair in [
+            ["127.0.0.1:8001", "[::1]:8001"],
+            ["0.0.0.0:8001", "[::1]:8001"],
+            ["127.0.0.1:8001", "127.0.0.2:8001"],
+            [":8001", ":8002"],
+            ["127.0.0.1:0", "127.0.0.1:0"],
+            ["localhost:0", "[::]:0"],
+        ] {
+            assert!(run(&["--listen", pair[0], "--listen", pair[1]], &[]).is_ok(), "{pair:?}");
+        }
+    }
+
+    #[test]
+    fn empty_security_options_fail_closed_or_mean_the_closed_state() {
+        // Empty CORS is off, and an empty extra Host list adds no names: both the
+        // closed state. An empty --allow, --listen or --token-file is an error.
+        let c = run(&["--cors-origin", "", "--allow-host", ""], &[("FLUXSTAT_CORS_ORIGIN", "*")]).expect("parses");
+        assert_eq!((c.cors_origin, c.allow_hosts), (None, vec![]));
+        let e = run(&[], &[("FLUXSTAT_CORS_ORIGIN", ""), ("FLUXSTAT_ALLOW_HOST", "")]).expect("parses");
+        assert_eq!((e.cors_origin, e.allow_hosts), (None, vec![]));
+        for (args, env) in [
+            (&["--token-file", ""][..], &[][..]),
+            (&[], &[("FLUXSTAT_TOKEN_FILE", "")]),
+            (&[], &[("FLUXSTAT_ALLOW", "")]),
+            (&["--allow", " , "], &[]),
+            (&[], &[("FLUXSTAT_LISTEN", "")]),
+        ] {
+            assert!(run(args, env).is_err(), "{args:?} {env:?}");
+        }
+    }
+
+    #[test]
+    fn cors_origin_is_normalised_as_browsers_send_it() {
+        let table: &[(&str, &str)] = &[
+            ("*", "*"),
+            ("http://192.168.1.10:8123", "http://192.168.1.10:8123"),
+            ("http://192.168.1.10:8123/", "http://192.168.1.10:8123"),
+            ("HTTP://Grafana.LAN:3000/", "http://grafana.lan:3000"),
+            ("http://ha.local:80", "http://ha.local"),
+            ("https://ha.local:443/", "https://ha.local"),
+            ("https://ha.local:80", "https://ha.local:80"),
+            ("http://[FE80::1]:8123/", "http://[fe80::1]:8123"),
+            ("http://[::1]", "http://[::1]"),
+            ("http://pi:08123", "http://pi:8123"),
+        ];
+        for (given, want) in table {
+            assert_eq!(
+                run(&["--cors-origin", given], &[]).map(|c| c.cors_origin),
+                Ok(Some((*want).to_owned())),
+                "{given}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_included_interface_is_listed_despite_the_default_exclude() {
+        let keeps =
+            |args: &[&str], env: &[(&str, &str)], name: &str| run(args, env).expect("parses").network.keeps(name);
+        assert!(!keeps(&[], &[], "lo"), "lo is left out by default");
+        assert!(keeps(&["--net-include", "lo"], &[], "lo"));
+        assert!(keeps(&[], &[("FLUXSTAT_NET_INCLUDE", "lo,eth*")], "lo"));
+        assert!(keeps(&["--net-include", "veth*,eth0"], &[], "veth1a2b"));
+        assert!(!keeps(&["--net-include", "lo"], &[], "eth0"), "the include list still limits");
+        // An exclude list the user gives applies after the include list.
+        assert!(!keeps(&["--net-include", "eth*", "--net-exclude", "eth1"], &[], "eth1"));
+        assert!(!keeps(&["--net-include", "lo"], &[("FLUXSTAT_NET_EXCLUDE", "lo")], "lo"));
+        assert!(!keeps(&["--net-include", ""], &[], "lo"), "an empty include list is no include list");
     }
 
     #[test]

@@ -307,13 +307,15 @@ pub struct Entity {
 
 impl Entity {
     /// `etag` is the quoted tag, or `None` for bodies that need no validation.
+    /// With a tag, `no-cache` lets a cache keep the body and revalidate it; without
+    /// one a cache could never reuse it, so `no-store` says so (RFC 9111 §5.2.2).
     pub fn json(body: Vec<u8>, etag: Option<&str>) -> Entity {
         let mut headers = format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len());
         let mut etag_line = String::new();
         if let Some(tag) = etag {
             etag_line = format!("Cache-Control: no-cache\r\nETag: {tag}\r\n");
         } else {
-            headers.push_str("Cache-Control: no-cache\r\n");
+            headers.push_str("Cache-Control: no-store\r\n");
         }
         headers.push_str(&etag_line);
         Entity {

@@ -4,7 +4,7 @@
 //! journald, syslog and files get plain text.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -42,6 +42,17 @@ impl std::fmt::Display for Level {
 }
 
 static LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
+/// Whether lines go through `eprint!`, which a test harness captures (see `capture_for_tests`).
+static TO_TEST_HARNESS: AtomicBool = AtomicBool::new(cfg!(test));
+
+/// For tests that run the server or the sampler in-process: log lines go through
+/// `eprint!`, which the test harness captures per test (threads spawned by a test
+/// inherit its capture) and shows only when that test fails, so `cargo test` does
+/// not print warnings that look like failures. The binary never calls this:
+/// `eprint!` panics when stderr is a broken pipe.
+pub fn capture_for_tests() {
+    TO_TEST_HARNESS.store(true, Ordering::Relaxed);
+}
 
 pub fn set_level(level: Level) {
     LEVEL.store(level as u8, Ordering::Relaxed);
@@ -59,6 +70,10 @@ pub fn write(level: Level, args: std::fmt::Arguments<'_>) {
     let stamp = crate::wire::rfc3339_micros(now.saturating_mul(1_000_000));
     // "2026-11-26T00:31:15" + "Z": the micros and offset add nothing to a log line.
     let line = format!("{}Z {} {}\n", stamp.get(..19).unwrap_or(&stamp), level.label(), args);
+    if TO_TEST_HARNESS.load(Ordering::Relaxed) {
+        eprint!("{line}");
+        return;
+    }
     // A closed stderr must not take the server down: ignore write errors.
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }

@@ -63,10 +63,7 @@ fn run(config: Config) -> Result<(), String> {
     let latest = sample::start(sampler).map_err(|e| e.to_string())?;
     let listeners = socket::bind_all(&config.listen)?;
     for l in &listeners {
-        match l.local_addr() {
-            Ok(addr) => info!("listening on {addr}"),
-            Err(e) => warn!("listening on an address the kernel cannot name: {e}"),
-        }
+        info!("listening on {}", socket::describe(l));
     }
 
     // After the sampler and the listeners opened theirs: the cap fits what is left.

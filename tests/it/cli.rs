@@ -68,8 +68,15 @@ impl Running {
     }
 
     pub fn listening_addr(&mut self) -> SocketAddr {
-        let line = self.line_with("listening on ");
-        line.rsplit("listening on ").next().and_then(|a| a.trim().parse().ok()).expect("address in the log line")
+        self.listening().0
+    }
+
+    /// The next "listening on ADDR (FAMILIES)" line: the address and what follows it.
+    pub fn listening(&mut self) -> (SocketAddr, String) {
+        let line = self.line_with(" listening on ");
+        let rest = line.rsplit(" listening on ").next().unwrap_or("").trim();
+        let (addr, families) = rest.split_once(' ').unwrap_or((rest, ""));
+        (addr.parse().unwrap_or_else(|_| panic!("address in the log line: {line}")), families.to_owned())
     }
 
     pub fn signal(&self, name: &str) {
@@ -140,6 +147,11 @@ fn usage_errors_exit_2_with_one_line() {
         (&["--bogus"], &[], "unknown option '--bogus'"),
         (&["--interval", "100ms"], &[], "--interval: '100ms' is outside 200ms..1h"),
         (&["--listen", "nowhere"], &[], "is not ADDR:PORT"),
+        (
+            &["--listen", "9000"],
+            &[],
+            "'9000' is not ADDR:PORT (e.g. :8001, 0.0.0.0:8001, [::1]:8001, localhost:8001) (for every address: :9000)",
+        ),
         (&["--max-connections"], &[], "--max-connections needs a value"),
         (&[], &[("FLUXSTAT_INTERVAL", "fast")], "FLUXSTAT_INTERVAL: 'fast' is not a duration"),
     ];
@@ -148,10 +160,93 @@ fn usage_errors_exit_2_with_one_line() {
     }
 }
 
+#[test]
+fn security_options_set_empty_fail_closed() {
+    // An unset systemd specifier or an empty variable must not turn auth off or
+    // widen where fluxstat listens.
+    expect_usage_error(&["--token-file", ""], &[], "--token-file: the path is empty");
+    expect_usage_error(&["--token-file="], &[], "--token-file: the path is empty");
+    expect_usage_error(&[], &[("FLUXSTAT_TOKEN_FILE", "")], "FLUXSTAT_TOKEN_FILE: the path is empty");
+    expect_usage_error(&[], &[("FLUXSTAT_ALLOW", "")], "FLUXSTAT_ALLOW: the list is empty");
+    expect_usage_error(&[], &[("FLUXSTAT_LISTEN", "")], "FLUXSTAT_LISTEN: an empty address");
+    expect_usage_error(&["--listen", ""], &[], "--listen: an empty address");
+}
+
+#[test]
+fn listen_duplicates_and_overlaps_are_usage_errors() {
+    let table: &[(&[&str], &str)] = &[
+        (&["--listen", "127.0.0.1:8123", "--listen", "127.0.0.1:8123"], "127.0.0.1:8123 is given twice"),
+        (&["--listen", "[::]:8123", "--listen", ":8123"], "[::]:8123 is given twice"),
+        (
+            &["--listen", "0.0.0.0:8123", "--listen", "[::]:8123"],
+            "'0.0.0.0:8123' and '[::]:8123' overlap on port 8123: [::]:8123 already takes every IPv4 and IPv6 address",
+        ),
+        (&["--listen", "localhost:8123", "--listen", "127.0.0.1:8123"], "overlap on port 8123"),
+    ];
+    for (args, want) in table {
+        expect_usage_error(args, &[], want);
+    }
+}
+
+/// Whether this machine can connect to `addr` at all (no ::1 on some CI hosts).
+fn reachable(addr: SocketAddr) -> bool {
+    std::net::TcpStream::connect_timeout(&addr, PATIENCE).is_ok()
+}
+
+#[test]
+fn an_explicit_ipv6_wildcard_and_a_bare_port_take_ipv4_too() {
+    for spec in ["[::]:0", ":0"] {
+        let mut run = Running::start(fluxstat().args(["--listen", spec]));
+        let (addr, families) = run.listening();
+        assert!(addr.ip().is_unspecified(), "{spec}: {addr}");
+        let v4 = SocketAddr::from(([127, 0, 0, 1], addr.port()));
+        assert_eq!(Client::connect(v4).get("/metrics").status, 200, "{spec}: IPv4 is served");
+        if addr.is_ipv6() {
+            assert_eq!(families, "(IPv4 and IPv6)", "{spec}: the log says it is dual-stack");
+            let v6 = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port()));
+            if reachable(v6) {
+                assert_eq!(Client::connect(v6).get("/metrics").status, 200, "{spec}: IPv6 is served");
+            }
+        } else {
+            assert_eq!(families, "(IPv4 only)", "{spec}: a kernel without IPv6");
+        }
+    }
+}
+
+#[test]
+fn localhost_is_both_loopbacks_without_dns() {
+    // The config maps the name to the loopbacks itself (no resolver is asked, so a
+    // broken /etc/hosts or DNS cannot change it): 127.0.0.1 first, then ::1.
+    let mut run = Running::start(fluxstat().args(["--listen", "localhost:0"]));
+    let (first, _) = run.listening();
+    assert_eq!(first.ip(), std::net::Ipv4Addr::LOCALHOST);
+    assert_eq!(Client::connect(first).get("/metrics").status, 200);
+    let v6 = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, first.port()));
+    if reachable(v6) {
+        let (second, _) = run.listening();
+        assert_eq!(second, v6);
+        assert_eq!(Client::connect(second).get("/metrics").status, 200);
+    }
+}
+
 /// Runs the binary and checks it fails as a usage error: exit 2, nothing on stdout,
 /// one line on stderr that says `want`.
+/// A binary that accepted the options and serves is stopped, so the test fails
+/// instead of hanging.
 pub fn expect_usage_error(args: &[&str], env: &[(&str, &str)], want: &str) {
-    let out = fluxstat().args(args).envs(env.iter().copied()).output().expect("runs");
+    let mut cmd = fluxstat();
+    let child = cmd.args(args).envs(env.iter().copied()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
+    let mut child = child.expect("runs");
+    let started = Instant::now();
+    while child.try_wait().expect("try_wait").is_none() {
+        if started.elapsed() > PATIENCE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{args:?} {env:?}: still running after {PATIENCE:?}, so the options were accepted");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out = child.wait_with_output().expect("output");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -264,4 +359,71 @@ fn procfs_and_sysfs_point_the_readers_at_another_tree() {
     assert_eq!(as_f64(at(&doc, &["system", "temperature", "cpu_thermal"])), 51.7);
     assert_eq!(as_u64(at(&doc, &["system", "processes", "processes_total"])), 5);
     assert_eq!(as_u64(at(&doc, &["system", "memory", "memory_available"])), 131_432 * 1024);
+}
+
+#[test]
+fn a_cors_origin_copied_from_the_address_bar_is_accepted_and_normalised() {
+    let mut run =
+        Running::start(fluxstat().args(["--listen", "127.0.0.1:0", "--cors-origin", "HTTP://Grafana.LAN:8123/"]));
+    let addr = run.listening_addr();
+    let mut c = Client::connect(addr);
+    c.send(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://grafana.lan:8123\r\n\r\n");
+    let r = c.response();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Access-Control-Allow-Origin"), Some("http://grafana.lan:8123"));
+}
+
+#[test]
+fn an_interface_named_in_net_include_is_listed() {
+    let procfs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/openwrt/proc");
+    let interfaces = |args: &[&str]| -> Vec<String> {
+        let mut run =
+            Running::start(fluxstat().args(["--listen", "127.0.0.1:0"]).args(args).arg("--procfs").arg(&procfs));
+        let doc = Client::connect(run.listening_addr()).get("/metrics").json();
+        let miniserde::json::Value::Object(ifs) = at(&doc, &["system", "network"]) else { panic!("object") };
+        ifs.keys().cloned().collect()
+    };
+    assert_eq!(interfaces(&["--net-include", "lo"]), ["lo"]);
+    assert_eq!(interfaces(&["--net-include", "lo,wan"]), ["lo", "wan"]);
+    assert_eq!(interfaces(&["--net-include", "lo,wan", "--net-exclude", "wan"]), ["lo"]);
+    assert!(!interfaces(&[]).contains(&"lo".to_owned()), "lo is left out by default");
+}
+
+/// The jq program of the README's `updated_at` recipe.
+fn readme_jq_recipe() -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README.md");
+    let line = readme.lines().find(|l| l.contains("fromdateiso8601)'")).expect("the jq recipe in README.md");
+    let program = line.split_once("jq '").map(|(_, p)| p).expect("jq '...'");
+    program.strip_suffix('\'').expect("the program ends the line").to_owned()
+}
+
+#[test]
+fn the_readme_jq_recipe_reads_updated_at() {
+    // jq is a host program; CI installs it (.ci/run), elsewhere the test says it skipped.
+    let jq = |program: &str, input: &[u8]| -> Option<std::process::Output> {
+        let mut child = Command::new("jq")
+            .arg(program)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .ok()?;
+        std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), input).expect("feed jq");
+        Some(child.wait_with_output().expect("jq runs"))
+    };
+    if jq(".", b"{}").is_none() {
+        assert!(std::env::var_os("CI").is_none(), "CI must install jq (.ci/run)");
+        eprintln!("skipped: no jq on this machine");
+        return;
+    }
+    let mut run = Running::start(fluxstat().args(["--listen", "127.0.0.1:0"]));
+    let body = Client::connect(run.listening_addr()).get("/metrics").body;
+    let before = jq(".updated_at | fromdateiso8601", &body).expect("jq");
+    assert!(!before.status.success(), "plain fromdateiso8601 parses updated_at now: simplify the README");
+    let out = jq(&readme_jq_recipe(), &body).expect("jq");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let age: f64 = text.trim().parse().unwrap_or_else(|_| panic!("a number of seconds: {text}"));
+    // The sample was taken at start-up, moments ago; whole seconds, so at most 1 s in the future.
+    assert!((-1.0..PATIENCE.as_secs_f64() * 3.0).contains(&age), "age {age}");
 }

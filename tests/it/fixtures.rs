@@ -113,6 +113,7 @@ fn plain_x86_box() {
 
 #[test]
 fn missing_files_make_families_null_not_zero() {
+    crate::support::capture_logs();
     let empty = std::env::temp_dir().join(format!("fluxstat-empty-{}", std::process::id()));
     std::fs::create_dir_all(&empty).expect("temp dir");
     let roots = Roots { procfs: empty.clone(), sysfs: empty.clone(), rootfs: empty.clone() };

@@ -26,6 +26,20 @@ fn metrics_has_exact_headers_and_json_body() {
 }
 
 #[test]
+fn answers_without_a_validator_are_no_store() {
+    // `no-cache` without an ETag is a body no cache can ever reuse (REDbot warns).
+    let server = TestServer::fixed(settings());
+    let mut c = server.connect();
+    for path in ["/health", "/nowhere"] {
+        let r = c.get(path);
+        assert!(!r.has("ETag"), "{path}");
+        assert_eq!(r.header("Cache-Control"), Some("no-store"), "{path}");
+    }
+    let r = c.get("/metrics");
+    assert_eq!((r.header("Cache-Control"), r.has("ETag")), (Some("no-cache"), true));
+}
+
+#[test]
 fn head_sends_the_same_headers_and_no_body() {
     let server = TestServer::fixed(settings());
     let mut c = server.connect();

@@ -107,6 +107,7 @@ impl TestServer {
 
     /// Serves real samples of this machine.
     pub fn sampling(settings: Settings) -> TestServer {
+        capture_logs();
         let stats = Arc::new(Stats::default());
         let config = SamplerConfig { stats: Arc::clone(&stats), ..SamplerConfig::new(settings.interval) };
         let latest = sample::start(config).expect("sampler starts");
@@ -127,6 +128,7 @@ impl TestServer {
     }
 
     fn serve(listener: TcpListener, latest: Arc<Latest>, settings: Settings, stats: Arc<Stats>) -> TestServer {
+        capture_logs();
         let addr = listener.local_addr().expect("local addr");
         let (stop, stop_rx) = UnixStream::pair().expect("socketpair");
         let (l, s) = (Arc::clone(&latest), Arc::clone(&stats));
@@ -282,6 +284,14 @@ impl Client {
         assert_eq!(self.fill(), 0, "expected the server to close, got {:?}", String::from_utf8_lossy(&self.buf));
         assert!(self.buf.is_empty(), "unexpected bytes: {:?}", String::from_utf8_lossy(&self.buf));
     }
+}
+
+/// Sends the log lines of servers and samplers run in this process to the test
+/// harness, which shows them only for a test that fails. Every in-process server
+/// calls it; so must a test that runs a `Sampler` itself. (A spawned binary's
+/// stderr is piped into `cli::Running` or `output()` instead.)
+pub fn capture_logs() {
+    fluxstat::log::capture_for_tests();
 }
 
 /// Serialises the tests that load the machine or measure time, CPU or memory,
