@@ -1,5 +1,6 @@
 //! The `fluxstat` binary: parse the configuration, take the first sample, open
-//! the listeners, serve until SIGTERM or SIGINT. Maps every failure to an exit
+//! the listeners, serve until SIGTERM or SIGINT (which also ends start-up at once,
+//! before the first sample is in). Maps every failure to an exit
 //! code: 2 for usage errors, 1 for runtime failures, each with one line on stderr.
 
 use std::process::ExitCode;
@@ -60,7 +61,18 @@ fn run(config: Config) -> Result<(), String> {
         roots: Roots { procfs: config.procfs.clone(), sysfs: config.sysfs.clone(), ..Roots::default() },
         stats: Arc::clone(&stats),
     };
-    let latest = sample::start(sampler).map_err(|e| e.to_string())?;
+    // The first sample is taken on the sampler thread while this one waits for
+    // it or for a signal, so that a signal ends start-up at once whatever a reader does.
+    let starting = sample::spawn(sampler).map_err(|e| e.to_string())?;
+    let first = async_io::block_on(futures_lite::future::or(async { Some(starting.first().await) }, async {
+        signals.next().await;
+        None
+    }));
+    let Some(first) = first else {
+        info!("received a signal during start-up, stopping");
+        return Ok(());
+    };
+    let latest = first.map_err(|e| e.to_string())?;
     let listeners = socket::bind_all(&config.listen)?;
     for l in &listeners {
         match l.local_addr() {

@@ -8,24 +8,60 @@
 //! sysinfo computes CPU usage from /proc/stat; every other family is read from
 //! `--procfs`/`--sysfs` by its own module (one per family), so those options
 //! apply and tests can point the readers at fixture trees.
+//!
+//! **No read can stall sampling.** Reads that call into device drivers run under
+//! a deadline on a helper thread (`worker`): the temperature family (thermal
+//! zones and hwmon chips talk to sensors over I²C, SMBus or firmware, and a wedged
+//! driver holds a `read` for seconds), and statvfs (`disk`, its own worker today).
+//! The temperature job is handed over at the start of a sample and collected after
+//! the other reads, so it costs no wall time when it is quick. It gets half an
+//! interval, 250 ms to 1 s; past that the family is `null` (the key stays, with
+//! `null`), one warning says so, and while the job is still stuck the family is
+//! skipped without queueing more work; when it returns, the next sample has the
+//! family again and an info line says so. Everything else runs on the sampler
+//! thread: procfs files are rendered from kernel memory and do not block, and
+//! host's device-tree and DMI files are in-memory tables. Every read is bounded in
+//! size (`files`): the sampler's own files at 4 or 64 KiB.
+//!
+//! **Why a family is null, and `/health`.** A family is `null` either because the
+//! machine does not provide it (no sensors on a VM, a file the kernel lacks) or
+//! because of fluxstat itself: a reader past its deadline, or the process out of
+//! descriptors or memory (EMFILE, ENFILE, ENOMEM, or no thread for the worker).
+//! The second kind makes the sample *degraded*: `/health` answers 503 with
+//! `"message":"degraded: <families>"` (see `published`), so a supervisor can act;
+//! the first kind only lists the family in `unavailable`, with 200. The sampler's
+//! own files stay open, so they need no new descriptor each sample; for the
+//! readers that open files each time (sysinfo's CPU, disk, network, temperature),
+//! a family that comes back empty is blamed on fluxstat when this process cannot
+//! open one more descriptor at that moment.
+//!
+//! At `--log-level debug` each sample logs its duration, and each reader failure
+//! its path and OS error.
 
 pub mod cpu;
 pub mod disk;
+pub mod files;
 pub mod host;
 pub mod load;
 pub mod memory;
 pub mod network;
 pub mod own;
 pub mod temperature;
+pub mod worker;
 
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::log::Level;
 use crate::published::{Latest, Published};
 use crate::server::Stats;
-use crate::snapshot::{Host, Own, Snapshot};
+use crate::snapshot::{Host, Own, Sensor, Snapshot};
+use files::{KeptFile, Miss, SMALL, TABLE};
+use worker::{Refused, Worker};
 
 /// The shortest CPU window sysinfo measures (`sysinfo::MINIMUM_CPU_UPDATE_INTERVAL`):
 /// closer readings are skipped by sysinfo and would republish stale figures.
@@ -78,15 +114,41 @@ impl SamplerConfig {
     }
 }
 
+/// Why a family is `null` because of fluxstat itself (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// Its reader did not answer within its deadline, or is still stuck.
+    Deadline,
+    /// Out of descriptors or memory, or no thread could be started for it.
+    Shortage,
+}
+
+/// The files read every sample, kept open.
+#[derive(Debug)]
+struct Files {
+    meminfo: KeptFile,
+    loadavg: KeptFile,
+    uptime: KeptFile,
+    own: own::OwnFiles,
+    processes: host::ProcessCounter,
+}
+
 /// Reads one snapshot at a time.
 pub struct Sampler {
     sys: sysinfo::System,
     config: SamplerConfig,
     last_cpu_refresh: Instant,
     seq: u64,
-    failed: Vec<&'static str>,
+    /// The families null in the previous sample, with their cause if fluxstat's own.
+    failed: Vec<(&'static str, Option<Cause>)>,
+    /// The families of the current sample that are null because of fluxstat.
+    degraded: Vec<(&'static str, Cause)>,
     rates: network::Rates,
     disks: disk::DiskReader,
+    files: Files,
+    temperatures: Worker<Option<Vec<Sensor>>>,
+    /// How long a sample waits for the temperature readers.
+    deadline: Duration,
     host: Option<(Instant, Host)>,
     processes: Option<(Instant, Option<u64>)>,
 }
@@ -100,6 +162,12 @@ impl std::fmt::Display for SamplerError {
     }
 }
 
+/// The deadline of the readers that call into drivers: half an interval, within
+/// 250 ms..1 s, so that no reader delays start-up by more than about a second.
+pub fn reader_deadline(interval: Duration) -> Duration {
+    (interval / 2).clamp(Duration::from_millis(250), Duration::from_secs(1))
+}
+
 impl Sampler {
     /// Creates the sampler and takes the first CPU reading (the start of the first window).
     pub fn new(config: SamplerConfig) -> Result<Sampler, SamplerError> {
@@ -109,14 +177,26 @@ impl Sampler {
         // may not schedule the worker for a good while, and only a mount that
         // really hangs ever costs the wait (once; it is skipped afterwards).
         let disk_timeout = (config.interval / 2).clamp(Duration::from_secs(1), Duration::from_secs(2));
+        let procfs = &config.roots.procfs;
+        let files = Files {
+            meminfo: KeptFile::new(procfs.join("meminfo"), TABLE),
+            loadavg: KeptFile::new(procfs.join("loadavg"), SMALL),
+            uptime: KeptFile::new(procfs.join("uptime"), SMALL),
+            own: own::OwnFiles::default(),
+            processes: host::ProcessCounter::new(procfs),
+        };
         Ok(Sampler {
             sys,
+            deadline: reader_deadline(config.interval),
             config,
             last_cpu_refresh: Instant::now(),
             seq: 0,
             failed: Vec::new(),
+            degraded: Vec::new(),
             rates: network::Rates::default(),
             disks: disk::DiskReader::new(disk_timeout),
+            files,
+            temperatures: Worker::new("sensors"),
             host: None,
             processes: None,
         })
@@ -126,10 +206,23 @@ impl Sampler {
     /// the previous call (or since `new`).
     pub fn sample(&mut self) -> Snapshot {
         let started = Instant::now();
+        self.degraded.clear();
+        let mut misses: Vec<(&'static str, Miss)> = Vec::new();
+        // First, so that the temperature readers run while the others do.
+        let temperatures_asked = self.ask_temperatures();
         self.last_cpu_refresh = started;
         self.sys.refresh_cpu_usage();
         let roots = &self.config.roots;
-        let (memory, swap) = memory::read(&roots.procfs);
+        let files = &mut self.files;
+        let (memory, swap) = match files.meminfo.read() {
+            Ok(text) => memory::parse(text),
+            Err(m) => {
+                misses.push(("memory", m));
+                (None, None)
+            }
+        };
+        let load = files.loadavg.read().map(load::parse_load);
+        let uptime = files.uptime.read().map(load::parse_uptime);
         let host = match &self.host {
             Some((at, host)) if at.elapsed() < HOST_REFRESH => host.clone(),
             _ => {
@@ -141,52 +234,141 @@ impl Sampler {
         let processes = match self.processes {
             Some((at, n)) if at.elapsed() < PROCESSES_REFRESH => n,
             _ => {
-                let n = host::count_processes(&roots.procfs);
+                let n = files.processes.count().map_err(|m| misses.push(("processes", m))).ok();
                 self.processes = Some((started, n));
                 n
             }
         };
         let mut snapshot = Snapshot {
-            uptime: load::read_uptime(&roots.procfs),
+            uptime: keep("uptime", uptime, &mut misses),
             cpu: cpu::read(&self.sys),
             memory,
             swap,
-            load: load::read_load(&roots.procfs),
+            load: keep("load", load, &mut misses),
             disks: self.disks.read(&roots.procfs, &self.config.disks),
             network: network::read(&roots.procfs, &self.config.network, &mut self.rates, started),
-            temperatures: temperature::read(&roots.sysfs),
+            temperatures: None,
             host: Some(host),
             processes,
             own: Own::default(),
-            taken_at_us: unix_micros(SystemTime::now()),
+            taken_at_us: 0,
         };
+        if temperatures_asked {
+            match self.temperatures.wait(started + self.deadline) {
+                Some(t) => snapshot.temperatures = t,
+                None => self.degraded.push(("temperature", Cause::Deadline)),
+            }
+        }
+        snapshot.taken_at_us = unix_micros(SystemTime::now());
+        self.explain(&snapshot, &misses);
+        if snapshot.temperatures.as_ref().is_some_and(Vec::is_empty) && self.is_degraded("temperature") {
+            // No sensors because the reader could not open their files: unknown, not none.
+            snapshot.temperatures = None;
+        }
         let stats = &self.config.stats;
+        let own = &mut self.files.own;
+        let took = started.elapsed();
         snapshot.own = Own {
             interval_ms: u64::try_from(self.config.interval.as_millis()).unwrap_or(u64::MAX),
-            sample_duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-            rss_bytes: own::rss_bytes(),
-            cpu_time_ms: own::cpu_time_ms(),
+            sample_duration_us: u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+            rss_bytes: own.rss_bytes(),
+            cpu_time_ms: own.cpu_time_ms(),
             connections_open: stats.open.load(Ordering::Relaxed) as u64,
             requests_served: stats.requests.load(Ordering::Relaxed),
         };
+        crate::debug!("sample took {} µs", took.as_micros());
         self.note_failures(&snapshot);
         snapshot
+    }
+
+    /// Hands the temperature readers to their worker; false (and the family
+    /// degraded) when the previous job is still stuck or no thread can run it.
+    fn ask_temperatures(&mut self) -> bool {
+        let sysfs = self.config.roots.sysfs.clone();
+        match self.temperatures.submit(move || temperature::read(&sysfs)) {
+            Ok(()) => true,
+            Err(Refused::Stuck) => {
+                crate::debug!("temperature: the readers of the last sample are still stuck; skipped");
+                self.degraded.push(("temperature", Cause::Deadline));
+                false
+            }
+            Err(Refused::Spawn(e)) => {
+                crate::debug!("temperature: cannot start the sensors thread: {e}");
+                self.degraded.push(("temperature", Cause::Shortage));
+                false
+            }
+        }
+    }
+
+    /// Logs the readers' failures at debug and finds the families that are null
+    /// because of fluxstat itself.
+    fn explain(&mut self, s: &Snapshot, misses: &[(&'static str, Miss)]) {
+        for (family, miss) in misses {
+            crate::debug!("{family}: cannot read {miss}");
+            if miss.is_resource_shortage() && !self.is_degraded(family) {
+                self.degraded.push((family, Cause::Shortage));
+            }
+        }
+        let mut blind: Vec<&'static str> = s.unavailable();
+        if s.temperatures.as_ref().is_some_and(Vec::is_empty) {
+            blind.push("temperature");
+        }
+        blind.retain(|f| !self.is_degraded(f) && !misses.iter().any(|(m, _)| m == f));
+        if blind.is_empty() {
+            return;
+        }
+        // Readers that open files each sample cannot say why they failed; if this
+        // process cannot open a descriptor now, that is the likely reason.
+        match files::descriptor_shortage() {
+            Some(e) => {
+                crate::debug!("{}: unavailable while this process cannot open files: {e}", blind.join(", "));
+                self.degraded.extend(blind.into_iter().map(|f| (f, Cause::Shortage)));
+            }
+            None if crate::log::enabled(Level::Debug) => {
+                crate::debug!("{}: unavailable (read from {})", blind.join(", "), self.config.roots.procfs.display());
+            }
+            None => {}
+        }
+    }
+
+    fn is_degraded(&self, family: &str) -> bool {
+        self.degraded.iter().any(|(f, _)| *f == family)
+    }
+
+    /// The families of the last sample that are null because of fluxstat itself.
+    pub fn degraded(&self) -> Vec<&'static str> {
+        self.degraded.iter().map(|(f, _)| *f).collect()
     }
 
     /// Samples and serialises.
     pub fn publish(&mut self) -> Published {
         let snapshot = self.sample();
         self.seq += 1;
-        Published::new(&snapshot, self.seq, Instant::now())
+        Published::with_health(&snapshot, self.seq, Instant::now(), &self.degraded())
     }
 
-    /// Logs once when a family starts failing and once when it recovers.
+    /// Logs once when a family starts failing (or its cause changes) and once when
+    /// it recovers.
     fn note_failures(&mut self, s: &Snapshot) {
-        let now = s.unavailable();
-        for name in now.iter().filter(|n| !self.failed.contains(n)) {
-            crate::warn!("{name} figures unavailable; serving null until they return");
+        let now: Vec<(&'static str, Option<Cause>)> = s
+            .unavailable()
+            .into_iter()
+            .map(|f| (f, self.degraded.iter().find(|(d, _)| *d == f).map(|(_, c)| *c)))
+            .collect();
+        for &(name, cause) in now.iter().filter(|n| !self.failed.contains(n)) {
+            match cause {
+                None => crate::warn!("{name} figures unavailable; serving null until they return"),
+                Some(Cause::Deadline) => crate::warn!(
+                    "{name} readers did not answer within {} ms (a driver blocks?); serving null until they return",
+                    self.deadline.as_millis()
+                ),
+                Some(Cause::Shortage) => crate::warn!(
+                    "{name} figures unavailable: fluxstat is out of file descriptors or memory; \
+                     serving null and /health 503 until they return"
+                ),
+            }
         }
-        for name in self.failed.iter().filter(|n| !now.contains(n)) {
+        for (name, _) in self.failed.iter().filter(|(n, _)| !now.iter().any(|(m, _)| m == n)) {
             crate::info!("{name} figures available again");
         }
         self.failed = now;
@@ -199,20 +381,76 @@ impl Sampler {
     }
 }
 
-/// Starts sampling: takes the first sample with a real CPU window (this blocks for
-/// one window, about 200 ms), then moves the sampler to its own thread, which
-/// publishes into the returned slot every interval. The thread ends once the slot
-/// is dropped.
-pub fn start(config: SamplerConfig) -> Result<Arc<Latest>, SamplerError> {
-    let mut sampler = Sampler::new(config)?;
-    std::thread::sleep(MIN_CPU_WINDOW);
-    let latest = Arc::new(Latest::new(sampler.publish()));
-    let weak = Arc::downgrade(&latest);
+/// The value of a kept file's parse, or the miss recorded.
+fn keep<T>(family: &'static str, r: Result<Option<T>, Miss>, misses: &mut Vec<(&'static str, Miss)>) -> Option<T> {
+    r.map_err(|m| misses.push((family, m))).ok().flatten()
+}
+
+/// The first sample, on its way: the sampler thread takes it (one CPU window,
+/// about 200 ms, plus at most one reader deadline) while the caller waits for it
+/// in a way that lets it also wait for a signal.
+pub struct Starting {
+    first: Arc<Mutex<Option<Result<Arc<Latest>, SamplerError>>>>,
+    ready: UnixStream,
+}
+
+/// Starts the sampler thread. It takes the first sample with a real CPU window,
+/// hands it over (see `Starting`), then publishes into that slot every interval;
+/// it ends once the slot is dropped.
+pub fn spawn(config: SamplerConfig) -> Result<Starting, SamplerError> {
+    let (ready, tell) = UnixStream::pair().map_err(|e| SamplerError(format!("cannot start the sampler: {e}")))?;
+    let first = Arc::new(Mutex::new(None));
+    let slot = Arc::clone(&first);
     std::thread::Builder::new()
         .name("sampler".into())
-        .spawn(move || run(sampler, weak))
+        .spawn(move || {
+            let mut sampler = match Sampler::new(config) {
+                Ok(s) => s,
+                Err(e) => {
+                    *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(Err(e));
+                    let _ = (&tell).write_all(b"!");
+                    return;
+                }
+            };
+            std::thread::sleep(MIN_CPU_WINDOW);
+            let latest = Arc::new(Latest::new(sampler.publish()));
+            let weak = Arc::downgrade(&latest);
+            *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(Ok(latest));
+            drop(slot);
+            let _ = (&tell).write_all(b"!");
+            drop(tell);
+            run(sampler, weak);
+        })
         .map_err(|e| SamplerError(format!("cannot start the sampler thread: {e}")))?;
-    Ok(latest)
+    Ok(Starting { first, ready })
+}
+
+impl Starting {
+    /// Waits for the first sample without blocking the executor, so that the
+    /// caller can race it against a signal.
+    pub async fn first(self) -> Result<Arc<Latest>, SamplerError> {
+        let ready =
+            async_io::Async::new(self.ready).map_err(|e| SamplerError(format!("cannot wait for the sampler: {e}")))?;
+        let _ = futures_lite::AsyncReadExt::read(&mut &ready, &mut [0u8; 1]).await;
+        Self::take(&self.first)
+    }
+
+    /// Blocks until the first sample is published.
+    pub fn wait(mut self) -> Result<Arc<Latest>, SamplerError> {
+        let _ = self.ready.read(&mut [0u8; 1]);
+        Self::take(&self.first)
+    }
+
+    fn take(first: &Mutex<Option<Result<Arc<Latest>, SamplerError>>>) -> Result<Arc<Latest>, SamplerError> {
+        let taken = first.lock().unwrap_or_else(PoisonError::into_inner).take();
+        taken.unwrap_or_else(|| Err(SamplerError("the sampler stopped before its first sample".into())))
+    }
+}
+
+/// Starts sampling and waits for the first sample (about 200 ms): `spawn` and
+/// `Starting::wait` in one, for callers that need not watch for signals meanwhile.
+pub fn start(config: SamplerConfig) -> Result<Arc<Latest>, SamplerError> {
+    spawn(config)?.wait()
 }
 
 fn run(mut sampler: Sampler, latest: Weak<Latest>) {
@@ -251,9 +489,10 @@ pub(crate) fn sort_short<T, K: Ord + ?Sized>(v: &mut [T], key: impl Fn(&T) -> &K
 }
 
 /// A small sysfs/procfs file's content without surrounding blanks or the NUL some
-/// (device-tree) files end with; `None` when unreadable or empty.
+/// (device-tree) files end with; `None` when unreadable, empty or longer than
+/// `files::SMALL` (a file that never ends is read no further than that).
 pub(crate) fn read_trimmed(path: &std::path::Path) -> Option<String> {
-    let s = std::fs::read_to_string(path).ok()?;
+    let s = files::read_bounded(path, files::SMALL).ok()?;
     let s = s.trim_matches(|c: char| c.is_whitespace() || c == '\0');
     (!s.is_empty()).then(|| s.to_owned())
 }
