@@ -14,7 +14,7 @@ use fluxstat::access::{self, Access, Allowlist, Hosts};
 use fluxstat::config::{self, Action, Config};
 use fluxstat::sample::{self, Roots, SamplerConfig};
 use fluxstat::server::{self, Settings, Stats};
-use fluxstat::{error, info, log, socket, warn};
+use fluxstat::{debug, error, info, log, socket, warn};
 
 /// Responses in flight get this long after a signal; with the rest of the
 /// shutdown this keeps the exit well within the promised 2 s.
@@ -64,6 +64,7 @@ fn run(config: Config) -> Result<(), String> {
     // The first sample is taken on the sampler thread while this one waits for
     // it or for a signal, so that a signal ends start-up at once whatever a reader does.
     let starting = sample::spawn(sampler).map_err(|e| e.to_string())?;
+    debug!("taking the first sample");
     let first = async_io::block_on(futures_lite::future::or(async { Some(starting.first().await) }, async {
         signals.next().await;
         None

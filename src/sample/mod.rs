@@ -504,7 +504,37 @@ pub fn unix_micros(t: SystemTime) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use super::sort_short;
+    use super::*;
+
+    // Issue 10, item 10: a family lost to fluxstat's own shortage is told apart
+    // from one the machine lacks.
+    #[test]
+    fn a_read_that_fails_for_want_of_descriptors_degrades_its_family() {
+        let empty = std::env::temp_dir().join(format!("fluxstat-degraded-{}", std::process::id()));
+        std::fs::create_dir_all(&empty).expect("temp dir");
+        let roots = Roots { procfs: empty.clone(), sysfs: empty.clone(), rootfs: empty.clone() };
+        let mut sampler =
+            Sampler::new(SamplerConfig { roots, ..SamplerConfig::new(Duration::from_secs(1)) }).expect("sampler");
+        let emfile = std::io::Error::from_raw_os_error(rustix::io::Errno::MFILE.raw_os_error());
+        let enoent = std::io::Error::from_raw_os_error(rustix::io::Errno::NOENT.raw_os_error());
+        let misses = [
+            ("memory", Miss::new(&empty.join("meminfo"), emfile)),
+            ("load", Miss::new(&empty.join("loadavg"), enoent)),
+        ];
+        let s = Snapshot::default();
+        sampler.explain(&s, &misses);
+        assert_eq!(sampler.degraded(), ["memory"]);
+        let p = Published::with_health(&s, 1, Instant::now(), &sampler.degraded());
+        assert!(!p.health(Duration::from_secs(3)).0);
+
+        // Sampled for real from the empty tree: everything missing is the
+        // machine's, nothing is fluxstat's. (Quietly: the warnings are expected.)
+        crate::log::set_level(Level::Error);
+        let s = sampler.sample();
+        assert!(s.memory.is_none() && s.load.is_none());
+        assert_eq!(sampler.degraded(), Vec::<&str>::new());
+        let _ = std::fs::remove_dir_all(&empty);
+    }
 
     #[test]
     fn sort_short_orders_by_key_and_keeps_equal_keys_in_order() {
