@@ -28,9 +28,11 @@ fn main() {
     let filter = DiskFilter::default();
     let mut rates = Rates::default();
     let net = NetFilter::default();
-    let mut cpu = sysinfo::System::new().expect("sysinfo");
+    let mut cpu = fluxstat::sample::cpu::CpuReader::default();
     println!("mean of {n} runs each");
-    time("cpu (sysinfo)", n, || cpu.refresh_cpu_usage());
+    time("cpu", n, || {
+        black_box(cpu.read().ok());
+    });
     let mut meminfo = KeptFile::new(proc.join("meminfo"), TABLE);
     time("memory + swap", n, || {
         black_box(meminfo.read().map(memory::parse).ok());
@@ -70,9 +72,6 @@ fn main() {
     let snapshot = sampler.sample();
     time("wire::encode", n, || {
         black_box(fluxstat::wire::encode(&snapshot));
-    });
-    time("read /proc/stat", n, || {
-        let _ = black_box(std::fs::read(proc.join("stat")));
     });
     time("sample + serialise", n, || {
         black_box(sampler.publish());

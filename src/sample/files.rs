@@ -116,7 +116,7 @@ impl KeptFile {
             None => self.file.insert(File::open(&self.path)?),
         };
         self.buf.clear();
-        let mut chunk = [0u8; 1024];
+        let mut chunk = [0u8; 4096];
         loop {
             let n = match file.read_at(&mut chunk, self.buf.len() as u64) {
                 Ok(n) => n,

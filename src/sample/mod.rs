@@ -4,10 +4,10 @@
 //! It runs off the executor thread so that a slow `/proc` read or a slow
 //! filesystem never stalls a response; the responder keeps serving the previous
 //! sample meanwhile (and `/health` turns 503 if sampling stalls for three
-//! intervals). It reads only what it reports and never scans the process table:
-//! sysinfo computes CPU usage from /proc/stat; every other family is read from
-//! `--procfs`/`--sysfs` by its own module (one per family), so those options
-//! apply and tests can point the readers at fixture trees.
+//! intervals). It reads only what it reports and never scans the process table.
+//! Each family is read by its own module; all but CPU usage (always the running
+//! kernel's `/proc/stat`) from `--procfs`/`--sysfs`, so those options apply and
+//! tests can point the readers at fixture trees.
 //!
 //! **No read can stall sampling.** Reads that call into device drivers run under
 //! a deadline on a helper thread (`worker`): the temperature family (thermal
@@ -30,8 +30,9 @@
 //! The second kind makes the sample *degraded*: `/health` answers 503 with
 //! `"message":"degraded: <families>"` (see `published`), so a supervisor can act;
 //! the first kind only lists the family in `unavailable`, with 200. The sampler's
-//! own files stay open, so they need no new descriptor each sample; for the
-//! readers that open files each time (sysinfo's CPU, disk, network, temperature),
+//! own files (CPU, memory, load, uptime, its own figures, the process count) stay
+//! open, so they need no new descriptor each sample; for the readers that open
+//! files each time (disk, network, temperature),
 //! a family that comes back empty is blamed on fluxstat when this process cannot
 //! open one more descriptor at that moment.
 //!
@@ -63,9 +64,9 @@ use crate::snapshot::{Host, Own, Sensor, Snapshot};
 use files::{KeptFile, Miss, SMALL, TABLE};
 use worker::{Refused, Worker};
 
-/// The shortest CPU window sysinfo measures (`sysinfo::MINIMUM_CPU_UPDATE_INTERVAL`):
-/// closer readings are skipped by sysinfo and would republish stale figures.
-pub const MIN_CPU_WINDOW: Duration = sysinfo::MINIMUM_CPU_UPDATE_INTERVAL;
+/// The shortest CPU window: /proc/stat counts in clock ticks (10 ms at the usual
+/// USER_HZ of 100), so a shorter window would give coarse percentages.
+pub const MIN_CPU_WINDOW: Duration = Duration::from_millis(200);
 
 /// How often host facts (hostname, OS, kernel, model) are read again.
 const HOST_REFRESH: Duration = Duration::from_secs(60);
@@ -126,6 +127,7 @@ pub enum Cause {
 /// The files read every sample, kept open.
 #[derive(Debug)]
 struct Files {
+    cpu: cpu::CpuReader,
     meminfo: KeptFile,
     loadavg: KeptFile,
     uptime: KeptFile,
@@ -135,7 +137,6 @@ struct Files {
 
 /// Reads one snapshot at a time.
 pub struct Sampler {
-    sys: sysinfo::System,
     config: SamplerConfig,
     last_cpu_refresh: Instant,
     seq: u64,
@@ -149,6 +150,8 @@ pub struct Sampler {
     temperatures: Worker<Option<Vec<Sensor>>>,
     /// How long a sample waits for the temperature readers.
     deadline: Duration,
+    /// When `run` takes the next sample: the temperature readers run just before.
+    next_tick: Option<Instant>,
     host: Option<(Instant, Host)>,
     processes: Option<(Instant, Option<u64>)>,
 }
@@ -171,22 +174,23 @@ pub fn reader_deadline(interval: Duration) -> Duration {
 impl Sampler {
     /// Creates the sampler and takes the first CPU reading (the start of the first window).
     pub fn new(config: SamplerConfig) -> Result<Sampler, SamplerError> {
-        let mut sys = sysinfo::System::new().map_err(|e| SamplerError(format!("cannot read system figures: {e}")))?;
-        sys.refresh_cpu_usage();
         // Half an interval for statvfs of all mounts, within 1..2 s: a loaded router
         // may not schedule the worker for a good while, and only a mount that
         // really hangs ever costs the wait (once; it is skipped afterwards).
         let disk_timeout = (config.interval / 2).clamp(Duration::from_secs(1), Duration::from_secs(2));
         let procfs = &config.roots.procfs;
-        let files = Files {
+        let (sysfs, interval) = (config.roots.sysfs.clone(), config.interval);
+        let mut files = Files {
+            cpu: cpu::CpuReader::default(),
             meminfo: KeptFile::new(procfs.join("meminfo"), TABLE),
             loadavg: KeptFile::new(procfs.join("loadavg"), SMALL),
             uptime: KeptFile::new(procfs.join("uptime"), SMALL),
             own: own::OwnFiles::default(),
             processes: host::ProcessCounter::new(procfs),
         };
+        // The start of the first CPU window; a failure shows in the first sample.
+        let _ = files.cpu.read();
         Ok(Sampler {
-            sys,
             deadline: reader_deadline(config.interval),
             config,
             last_cpu_refresh: Instant::now(),
@@ -196,7 +200,8 @@ impl Sampler {
             rates: network::Rates::default(),
             disks: disk::DiskReader::new(disk_timeout),
             files,
-            temperatures: Worker::new("sensors"),
+            temperatures: Worker::new("sensors", interval, move || temperature::read(&sysfs)),
+            next_tick: None,
             host: None,
             processes: None,
         })
@@ -208,12 +213,10 @@ impl Sampler {
         let started = Instant::now();
         self.degraded.clear();
         let mut misses: Vec<(&'static str, Miss)> = Vec::new();
-        // First, so that the temperature readers run while the others do.
-        let temperatures_asked = self.ask_temperatures();
         self.last_cpu_refresh = started;
-        self.sys.refresh_cpu_usage();
         let roots = &self.config.roots;
         let files = &mut self.files;
+        let cpu = files.cpu.read();
         let (memory, swap) = match files.meminfo.read() {
             Ok(text) => memory::parse(text),
             Err(m) => {
@@ -241,7 +244,7 @@ impl Sampler {
         };
         let mut snapshot = Snapshot {
             uptime: keep("uptime", uptime, &mut misses),
-            cpu: cpu::read(&self.sys),
+            cpu: keep("cpu", cpu, &mut misses),
             memory,
             swap,
             load: keep("load", load, &mut misses),
@@ -253,12 +256,7 @@ impl Sampler {
             own: Own::default(),
             taken_at_us: 0,
         };
-        if temperatures_asked {
-            match self.temperatures.wait(started + self.deadline) {
-                Some(t) => snapshot.temperatures = t,
-                None => self.degraded.push(("temperature", Cause::Deadline)),
-            }
-        }
+        snapshot.temperatures = self.collect_temperatures(started + self.deadline);
         snapshot.taken_at_us = unix_micros(SystemTime::now());
         self.explain(&snapshot, &misses);
         if snapshot.temperatures.as_ref().is_some_and(Vec::is_empty) && self.is_degraded("temperature") {
@@ -281,23 +279,26 @@ impl Sampler {
         snapshot
     }
 
-    /// Hands the temperature readers to their worker; false (and the family
-    /// degraded) when the previous job is still stuck or no thread can run it.
-    fn ask_temperatures(&mut self) -> bool {
-        let sysfs = self.config.roots.sysfs.clone();
-        match self.temperatures.submit(move || temperature::read(&sysfs)) {
-            Ok(()) => true,
+    /// The temperature readers' result, from their worker; `None` (and the family
+    /// degraded) when they are past the deadline, still stuck, or have no thread.
+    fn collect_temperatures(&mut self, deadline: Instant) -> Option<Vec<Sensor>> {
+        let cause = match self.temperatures.collect(deadline, self.next_tick) {
+            Ok(t) => return t,
+            Err(Refused::Late) => {
+                crate::debug!("temperature: the readers did not answer within {} ms", self.deadline.as_millis());
+                Cause::Deadline
+            }
             Err(Refused::Stuck) => {
-                crate::debug!("temperature: the readers of the last sample are still stuck; skipped");
-                self.degraded.push(("temperature", Cause::Deadline));
-                false
+                crate::debug!("temperature: the readers of an earlier sample are still stuck; skipped");
+                Cause::Deadline
             }
             Err(Refused::Spawn(e)) => {
                 crate::debug!("temperature: cannot start the sensors thread: {e}");
-                self.degraded.push(("temperature", Cause::Shortage));
-                false
+                Cause::Shortage
             }
-        }
+        };
+        self.degraded.push(("temperature", cause));
+        None
     }
 
     /// Logs the readers' failures at debug and finds the families that are null
@@ -413,13 +414,15 @@ pub fn spawn(config: SamplerConfig) -> Result<Starting, SamplerError> {
                 }
             };
             std::thread::sleep(MIN_CPU_WINDOW);
+            let grid = Instant::now() + sampler.config.interval;
+            sampler.next_tick = Some(grid);
             let latest = Arc::new(Latest::new(sampler.publish()));
             let weak = Arc::downgrade(&latest);
             *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(Ok(latest));
             drop(slot);
             let _ = (&tell).write_all(b"!");
             drop(tell);
-            run(sampler, weak);
+            run(sampler, weak, grid);
         })
         .map_err(|e| SamplerError(format!("cannot start the sampler thread: {e}")))?;
     Ok(Starting { first, ready })
@@ -453,12 +456,13 @@ pub fn start(config: SamplerConfig) -> Result<Arc<Latest>, SamplerError> {
     spawn(config)?.wait()
 }
 
-fn run(mut sampler: Sampler, latest: Weak<Latest>) {
+/// Samples on the grid that starts at `grid`, the first tick after the first sample.
+fn run(mut sampler: Sampler, latest: Weak<Latest>, mut grid: Instant) {
     let interval = sampler.config.interval;
-    let mut grid = Instant::now() + interval;
     loop {
         let due = sampler.next_tick(grid);
         std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        sampler.next_tick = Some(grid + interval);
         let published = sampler.publish();
         match latest.upgrade() {
             Some(slot) => slot.store(published),
