@@ -138,10 +138,10 @@ impl KeptFile {
 /// when a family it cannot see into (sysinfo, the disk and network readers) came
 /// back empty: a failure then is most likely fluxstat's shortage, not the machine's.
 pub fn descriptor_shortage() -> Option<io::Error> {
-    match File::open("/") {
+    // A duplicate of stderr needs no path lookup; a closed stderr (EBADF) says nothing.
+    match rustix::io::fcntl_dupfd_cloexec(io::stderr(), 0) {
         Ok(_) => None,
-        Err(e) if is_shortage(&e) => Some(e),
-        Err(_) => None,
+        Err(e) => Some(io::Error::from(e)).filter(is_shortage),
     }
 }
 

@@ -13,12 +13,14 @@
 //! a deadline on a helper thread (`worker`): the temperature family (thermal
 //! zones and hwmon chips talk to sensors over I²C, SMBus or firmware, and a wedged
 //! driver holds a `read` for seconds), and statvfs (`disk`, its own worker today).
-//! The temperature job is handed over at the start of a sample and collected after
-//! the other reads, so it costs no wall time when it is quick. It gets half an
-//! interval, 250 ms to 1 s; past that the family is `null` (the key stays, with
-//! `null`), one warning says so, and while the job is still stuck the family is
-//! skipped without queueing more work; when it returns, the next sample has the
-//! family again and an info line says so. Everything else runs on the sampler
+//! The temperature readers run on their thread's own timer just before each tick,
+//! so their result is usually waiting when the sample needs it. They get half an
+//! interval, 250 ms to 1 s; past that the whole family is `null` (the key stays,
+//! with `null`: which sensor blocked is not known until it returns), one warning
+//! says so, and while the job is still stuck the family is skipped without
+//! queueing more work; when it returns, a fresh run follows, the family is back and
+//! an info line says so. A machine with no sensor at all is looked at again every
+//! 60 s only. Everything else runs on the sampler
 //! thread: procfs files are rendered from kernel memory and do not block, and
 //! host's device-tree and DMI files are in-memory tables. Every read is bounded in
 //! size (`files`): the sampler's own files at 4 or 64 KiB.
@@ -32,9 +34,9 @@
 //! the first kind only lists the family in `unavailable`, with 200. The sampler's
 //! own files (CPU, memory, load, uptime, its own figures, the process count) stay
 //! open, so they need no new descriptor each sample; for the readers that open
-//! files each time (disk, network, temperature),
-//! a family that comes back empty is blamed on fluxstat when this process cannot
-//! open one more descriptor at that moment.
+//! files each time (disk, network, temperature), a family that comes back `null`
+//! (or, for temperature, with no sensor) is blamed on fluxstat when this process
+//! cannot open one more descriptor at that moment.
 //!
 //! At `--log-level debug` each sample logs its duration, and each reader failure
 //! its path and OS error.
@@ -152,6 +154,8 @@ pub struct Sampler {
     deadline: Duration,
     /// When `run` takes the next sample: the temperature readers run just before.
     next_tick: Option<Instant>,
+    /// When the temperature readers last found no sensor at all.
+    sensorless_since: Option<Instant>,
     host: Option<(Instant, Host)>,
     processes: Option<(Instant, Option<u64>)>,
 }
@@ -202,6 +206,7 @@ impl Sampler {
             files,
             temperatures: Worker::new("sensors", interval, move || temperature::read(&sysfs)),
             next_tick: None,
+            sensorless_since: None,
             host: None,
             processes: None,
         })
@@ -259,10 +264,6 @@ impl Sampler {
         snapshot.temperatures = self.collect_temperatures(started + self.deadline);
         snapshot.taken_at_us = unix_micros(SystemTime::now());
         self.explain(&snapshot, &misses);
-        if snapshot.temperatures.as_ref().is_some_and(Vec::is_empty) && self.is_degraded("temperature") {
-            // No sensors because the reader could not open their files: unknown, not none.
-            snapshot.temperatures = None;
-        }
         let stats = &self.config.stats;
         let own = &mut self.files.own;
         let took = started.elapsed();
@@ -281,9 +282,29 @@ impl Sampler {
 
     /// The temperature readers' result, from their worker; `None` (and the family
     /// degraded) when they are past the deadline, still stuck, or have no thread.
+    /// A machine without sensors is looked at again every `HOST_REFRESH` only,
+    /// with the worker's timer stopped meanwhile: VMs and some boards have none.
     fn collect_temperatures(&mut self, deadline: Instant) -> Option<Vec<Sensor>> {
+        if self.sensorless_since.is_some_and(|at| at.elapsed() < HOST_REFRESH) {
+            return Some(Vec::new());
+        }
         let cause = match self.temperatures.collect(deadline, self.next_tick) {
-            Ok(t) => return t,
+            Ok(Some(t)) if t.is_empty() => match files::descriptor_shortage() {
+                // No sensor file could be opened: unknown, not none.
+                Some(e) => {
+                    crate::debug!("temperature: no sensors while this process cannot open files: {e}");
+                    Cause::Shortage
+                }
+                None => {
+                    self.sensorless_since = Some(Instant::now());
+                    self.temperatures.pause();
+                    return Some(t);
+                }
+            },
+            Ok(t) => {
+                self.sensorless_since = None;
+                return t;
+            }
             Err(Refused::Late) => {
                 crate::debug!("temperature: the readers did not answer within {} ms", self.deadline.as_millis());
                 Cause::Deadline
@@ -311,9 +332,6 @@ impl Sampler {
             }
         }
         let mut blind: Vec<&'static str> = s.unavailable();
-        if s.temperatures.as_ref().is_some_and(Vec::is_empty) {
-            blind.push("temperature");
-        }
         blind.retain(|f| !self.is_degraded(f) && !misses.iter().any(|(m, _)| m == f));
         if blind.is_empty() {
             return;

@@ -133,6 +133,13 @@ impl<R: Send + 'static> Worker<R> {
         outcome
     }
 
+    /// Stops the timer: the next run starts when `collect` asks for it.
+    pub fn pause(&self) {
+        if let Some(shared) = &self.shared {
+            shared.lock().due = None;
+        }
+    }
+
     /// Leaves the current thread (and a job stuck on it) behind: the next
     /// `collect` starts a fresh one. The old thread exits when its job returns.
     pub fn abandon(&mut self) {
