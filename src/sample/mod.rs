@@ -528,6 +528,35 @@ pub fn unix_micros(t: SystemTime) -> i64 {
 mod tests {
     use super::*;
 
+    // Issue 10, item 2: the sampler's own files are opened once, so a process out
+    // of descriptors still reads them. Removing them after the first sample shows
+    // that no later sample opens them again.
+    #[test]
+    fn files_read_every_sample_are_opened_once() {
+        let proc = std::env::temp_dir().join(format!("fluxstat-kept-{}", std::process::id()));
+        std::fs::create_dir_all(&proc).expect("temp dir");
+        std::fs::write(proc.join("meminfo"), "MemTotal: 1000 kB\nMemFree: 100 kB\nMemAvailable: 500 kB\n")
+            .expect("meminfo");
+        std::fs::write(proc.join("loadavg"), "0.50 0.40 0.30 1/80 900\n").expect("loadavg");
+        std::fs::write(proc.join("uptime"), "1234.56 100.00\n").expect("uptime");
+        let roots = Roots { procfs: proc.clone(), sysfs: proc.clone(), rootfs: proc.clone() };
+        let mut sampler =
+            Sampler::new(SamplerConfig { roots, ..SamplerConfig::new(Duration::from_secs(1)) }).expect("sampler");
+        crate::log::set_level(Level::Error);
+        let first = sampler.sample();
+        for f in ["meminfo", "loadavg", "uptime"] {
+            std::fs::remove_file(proc.join(f)).expect("remove");
+        }
+        let second = sampler.sample();
+        for s in [&first, &second] {
+            assert_eq!(s.memory.map(|m| m.available), Some(500 * 1024));
+            assert_eq!(s.load.map(|l| l.one), Some(0.5));
+            assert_eq!(s.uptime, Some(1234));
+            assert!(s.cpu.is_some() && s.own.rss_bytes.is_some() && s.own.cpu_time_ms.is_some());
+        }
+        let _ = std::fs::remove_dir_all(&proc);
+    }
+
     // Issue 10, item 10: a family lost to fluxstat's own shortage is told apart
     // from one the machine lacks.
     #[test]
