@@ -65,15 +65,16 @@ fn run(config: Config) -> Result<(), String> {
     // it or for a signal, so that a signal ends start-up at once whatever a reader does.
     let starting = sample::spawn(sampler).map_err(|e| e.to_string())?;
     debug!("taking the first sample");
-    let first = async_io::block_on(futures_lite::future::or(async { Some(starting.first().await) }, async {
-        signals.next().await;
-        None
+    let first = async_io::block_on(futures_lite::future::or(async { Ok(starting.first().await) }, async {
+        Err(signals.next().await.and_then(Result::ok))
     }));
-    let Some(first) = first else {
-        info!("received a signal during start-up, stopping");
-        return Ok(());
+    let latest = match first {
+        Ok(first) => first.map_err(|e| e.to_string())?,
+        Err(signal) => {
+            info!("received {} during start-up, stopping", signal_name(signal));
+            return Ok(());
+        }
     };
-    let latest = first.map_err(|e| e.to_string())?;
     let listeners = socket::bind_all(&config.listen)?;
     for l in &listeners {
         match l.local_addr() {
@@ -93,13 +94,20 @@ fn run(config: Config) -> Result<(), String> {
     };
     let shutdown = async move {
         if let Some(Ok(signal)) = signals.next().await {
-            let name = if signal == Signal::Int { "SIGINT" } else { "SIGTERM" };
-            info!("received {name}, shutting down");
+            info!("received {}, shutting down", signal_name(Some(signal)));
         }
     };
     server::run(listeners, latest, settings, stats, shutdown).map_err(|e| format!("server failed: {e}"))?;
     info!("stopped");
     Ok(())
+}
+
+fn signal_name(signal: Option<Signal>) -> &'static str {
+    match signal {
+        Some(Signal::Int) => "SIGINT",
+        Some(Signal::Term) => "SIGTERM",
+        _ => "a signal",
+    }
 }
 
 /// The access policy: reads the token file (a failure is a runtime error, exit 1)

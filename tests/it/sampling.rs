@@ -138,6 +138,7 @@ fn sigterm_while_the_first_sample_is_taken_ends_the_process_within_2s() {
     assert!(took < Duration::from_secs(2), "exit took {took:?}");
     let lines = run.all_lines();
     assert!(!lines.iter().any(|l| l.contains("listening on")), "it stopped before listening: {lines:?}");
+    assert!(lines.iter().any(|l| l.contains("INFO received SIGTERM during start-up")), "{lines:?}");
     let _ = std::fs::remove_dir_all(&sys);
 }
 
