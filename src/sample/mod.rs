@@ -157,7 +157,7 @@ pub struct Sampler {
     /// When the temperature readers last found no sensor at all.
     sensorless_since: Option<Instant>,
     host: Option<(Instant, Host)>,
-    processes: Option<(Instant, Option<u64>)>,
+    processes: Option<(Instant, u64)>,
 }
 
 #[derive(Debug)]
@@ -240,10 +240,11 @@ impl Sampler {
             }
         };
         let processes = match self.processes {
-            Some((at, n)) if at.elapsed() < PROCESSES_REFRESH => n,
+            Some((at, n)) if at.elapsed() < PROCESSES_REFRESH => Some(n),
             _ => {
+                // A failed count is tried again next sample, with its cause known.
                 let n = files.processes.count().map_err(|m| misses.push(("processes", m))).ok();
-                self.processes = Some((started, n));
+                self.processes = n.map(|n| (started, n));
                 n
             }
         };
