@@ -142,6 +142,22 @@ fn sigterm_while_the_first_sample_is_taken_ends_the_process_within_2s() {
     let _ = std::fs::remove_dir_all(&sys);
 }
 
+// Issue 10, item 9: SIGTERM ends the process within 2 s in every state, also
+// while serving with a sensor read stuck on the helper thread.
+#[test]
+fn sigterm_while_a_sensor_read_is_stuck_ends_the_process_within_2s() {
+    let (sys, _fifo) = sysfs_with_a_blocking_sensor("stuck-term");
+    let mut run =
+        Running::start(fluxstat().args(["--listen", "127.0.0.1:0"]).args(["--sysfs".as_ref(), sys.as_os_str()]));
+    let addr = run.listening_addr();
+    assert_eq!(health(addr).0, 503, "the sensor read is stuck");
+    run.signal("TERM");
+    let (code, took) = run.wait_exit();
+    assert_eq!(code, 0);
+    assert!(took < Duration::from_secs(2), "exit took {took:?}");
+    let _ = std::fs::remove_dir_all(&sys);
+}
+
 // Issue 10, item 9: a sensor file that never ends was read until 508 MiB.
 #[test]
 fn a_sensor_file_that_never_ends_is_read_no_further_than_a_page() {
