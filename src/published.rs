@@ -5,13 +5,13 @@
 //! takes an `Arc` to the current one (a pointer clone under an uncontended lock)
 //! and writes its bytes. Nothing here samples or serialises on request.
 //!
-//! `/health`, by rule (README, "Endpoints"): 503 `"Last sample is stale"` when the
+//! `/health`, by rule (README, "What it serves"): 503 `"Last sample is stale"` when the
 //! sample is older than three intervals (sampling stalled); else 503
 //! `"degraded: <families>"` when families are `null` because of fluxstat itself
 //! (a reader past its deadline, out of descriptors or memory: see `sample`), so a
 //! supervisor can act on it; else 200 `"OK"`. `unavailable` always lists every
-//! `null` family, including those the machine simply does not have (no sensors on
-//! a VM), which alone never make `/health` fail.
+//! `null` family, including those the machine simply does not have (a file its
+//! kernel does not provide), which alone never make `/health` fail.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
