@@ -23,7 +23,7 @@
 //! 60 s only. Everything else runs on the sampler
 //! thread: procfs files are rendered from kernel memory and do not block, and
 //! host's device-tree and DMI files are in-memory tables. Every read is bounded in
-//! size (`files`): the sampler's own files at 4 or 64 KiB.
+//! size (`files`): 4 KiB for one value, 64 KiB for a table, 256 KiB for `/proc/stat`.
 //!
 //! **Why a family is null, and `/health`.** A family is `null` either because the
 //! machine does not provide it (no sensors on a VM, a file the kernel lacks) or
