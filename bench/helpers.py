@@ -251,6 +251,67 @@ def cpu_reading(root):
     return sched, stat_ticks * 1_000_000_000 // CLK_TCK
 
 
+def thread_readings(root):
+    """tid -> (thread name, voluntary, involuntary context switches, CPU ns) for
+    every thread of root and its descendants."""
+    out = {}
+    for pid in tree_pids(root):
+        try:
+            tids = os.listdir("/proc/%d/task" % pid)
+        except OSError:
+            continue
+        for tid in tids:
+            base = "/proc/%d/task/%s/" % (pid, tid)
+            try:
+                fields = dict(l.split(":", 1) for l in _read(base + "status").splitlines() if ":" in l)
+                out[(pid, tid)] = (_read(base + "comm").strip(),
+                                   int(fields["voluntary_ctxt_switches"]),
+                                   int(fields["nonvoluntary_ctxt_switches"]),
+                                   int(_read(base + "schedstat").split()[0]))
+            except (OSError, KeyError, ValueError):
+                pass
+    return out
+
+
+def thread_rates(before, after, secs):
+    """Per thread name (threads of one name summed, in order of first appearance):
+    (voluntary/s, involuntary/s, CPU us/s) over the window, for threads alive at
+    both readings."""
+    rates = {}
+    for key, (name, vol, nonvol, ns) in after.items():
+        if key not in before:
+            continue
+        _, vol0, nonvol0, ns0 = before[key]
+        r = rates.setdefault(name, [0.0, 0.0, 0.0])
+        r[0] += (vol - vol0) / secs
+        r[1] += (nonvol - nonvol0) / secs
+        r[2] += (ns - ns0) / 1e3 / secs
+    return rates
+
+
+def wakes_note(server, rates, secs, samples):
+    parts = ["%s %.1f/s (%.1f voluntary) %.0f us CPU/s" % (n, v + nv, v, cpu)
+             for n, (v, nv, cpu) in rates.items()]
+    return ("%s idle over %g s, per thread: wake-ups (voluntary = it blocked: a timer, "
+            "a lock, a read; the rest: preempted) and CPU: %s. Whole process: %.0f us CPU "
+            "per sample (%d samples)."
+            % (server, secs, "; ".join(parts), sum(r[2] for r in rates.values()) * secs / samples,
+               samples))
+
+
+def cmd_threads(args):
+    """Wake-ups and CPU per thread of a running process over a window."""
+    before = thread_readings(args.pid)
+    time.sleep(args.window)
+    rates = thread_rates(before, thread_readings(args.pid), args.window)
+    for name, (v, nv, cpu) in rates.items():
+        print("%-16s %6.2f wake-ups/s (%5.2f voluntary, %5.2f preempted) %8.1f us CPU/s"
+              % (name, v + nv, v, nv, cpu))
+    tv = sum(r[0] + r[1] for r in rates.values())
+    print("%-16s %6.2f wake-ups/s %39.1f us CPU/s" % ("total", tv, sum(r[2] for r in rates.values())))
+    return 0
+
+
 def core_busy_ns(cpu):
     """Busy time of one core from /proc/stat (everything but idle and iowait)."""
     for line in _read("/proc/stat").splitlines():
@@ -368,6 +429,7 @@ def cmd_idle(args):
         print("%s.idle_anon_kib\t%d" % (name, anon))
         print("%s.idle_file_kib\t%d" % (name, file))
         before[name] = cpu_reading(pid)
+    threads_before = {name: thread_readings(pid) for name, pid in pids.items()}
     if args.musl:
         rss, _ = mem_reading(args.musl)
         anon, _ = rss_split(args.musl)
@@ -390,6 +452,11 @@ def cmd_idle(args):
         a, b = before[name], cpu_reading(pid)
         ns = cpu_delta("%d %d" % a, "%d %d" % b)
         print("%s.idle_cpu_ms\t%s" % (name, ns / 1e6))
+        if args.window > 0:
+            rates = thread_rates(threads_before[name], thread_readings(pid), args.window)
+            print("%s.idle_wakes\t%s" % (name, sum(r[0] + r[1] for r in rates.values())))
+            if name == args.sampler:
+                print("note.002-wakes\t%s" % wakes_note(name, rates, args.window, samples))
         if name == args.sampler:
             print("%s.sample_cpu_us\t%s" % (name, ns / 1e3 / samples if args.window > 0 else "-"))
     print("note.000-samples\tCPU per sample: %s = idle CPU / %d samples; node_exporter has no "
@@ -580,6 +647,7 @@ ROWS = [
     ("peak_rss_kib", "peak RSS, VmHWM after load (KiB)", 0),
     ("idle_cpu_ms", "idle CPU over {idle} s (ms)", 2),
     ("sample_cpu_us", "CPU per sample (us)", 1),
+    ("idle_wakes", "idle wake-ups per second, all threads", 1),
     ("startup_ms", "start -> first 200 /metrics (ms, median of {runs})", 1),
     ("rps_c1", "throughput, 1 conn (req/s)", 0),
     ("p50_c1", "latency p50, 1 conn (us)", 1),
@@ -775,6 +843,11 @@ def main(argv):
     sp.add_argument("--musl", type=int, default=0, help="PID of the static musl artefact")
     sp.add_argument("servers", nargs="+", help="NAME=PID")
     sp.set_defaults(fn=cmd_idle)
+
+    sp = sub.add_parser("threads")
+    sp.add_argument("pid", type=int)
+    sp.add_argument("--window", type=float, default=10.0)
+    sp.set_defaults(fn=cmd_threads)
 
     sp = sub.add_parser("snap")
     sp.add_argument("pid", type=int)

@@ -2,7 +2,9 @@
 # bench/run.sh — print fluxstat's footprint table next to nginx and node_exporter.
 #
 # Measures, on this machine and in one run: stripped binary size, idle and peak
-# RSS, idle CPU (sampler cost), start-to-first-200 time, GET /metrics throughput,
+# RSS, idle CPU (whole process, per sample) and wake-ups per second (per thread
+# in a note: voluntary and preempted context switches from
+# /proc/PID/task/*/status), start-to-first-200 time, GET /metrics throughput,
 # latency and CPU per request with wrk (1 and 50 keep-alive connections, server
 # pinned to one core and wrk to another), and RSS per idle keep-alive connection.
 # nginx (one worker, access log off) serves a static file holding the exact bytes

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use fluxstat::sample::disk::{DiskFilter, DiskReader};
+use fluxstat::sample::files::{KeptFile, SMALL, TABLE};
 use fluxstat::sample::network::{NetFilter, Rates};
 use fluxstat::sample::{host, load, memory, own, temperature, Sampler, SamplerConfig};
 
@@ -27,17 +28,22 @@ fn main() {
     let filter = DiskFilter::default();
     let mut rates = Rates::default();
     let net = NetFilter::default();
-    let mut cpu = sysinfo::System::new().expect("sysinfo");
+    let mut cpu = fluxstat::sample::cpu::CpuReader::default();
     println!("mean of {n} runs each");
-    time("cpu (sysinfo)", n, || cpu.refresh_cpu_usage());
+    time("cpu", n, || {
+        black_box(cpu.read().ok());
+    });
+    let mut meminfo = KeptFile::new(proc.join("meminfo"), TABLE);
     time("memory + swap", n, || {
-        black_box(memory::read(proc));
+        black_box(meminfo.read().map(memory::parse).ok());
     });
+    let mut loadavg = KeptFile::new(proc.join("loadavg"), SMALL);
     time("load", n, || {
-        black_box(load::read_load(proc));
+        black_box(loadavg.read().map(load::parse_load).ok());
     });
+    let mut uptime = KeptFile::new(proc.join("uptime"), SMALL);
     time("uptime", n, || {
-        black_box(load::read_uptime(proc));
+        black_box(uptime.read().map(load::parse_uptime).ok());
     });
     time("disks", n, || {
         black_box(disks.read(proc, &filter));
@@ -51,11 +57,13 @@ fn main() {
     time("host (every 60 s)", n, || {
         black_box(host::read(proc, sys, root));
     });
-    time("processes", n, || {
-        black_box(host::count_processes(proc));
+    let mut processes = host::ProcessCounter::new(proc);
+    time("processes (every 5 s)", n, || {
+        black_box(processes.count().ok());
     });
+    let mut own_files = own::OwnFiles::default();
     time("own rss + cpu", n, || {
-        black_box((own::rss_bytes(), own::cpu_time_ms()));
+        black_box((own_files.rss_bytes(), own_files.cpu_time_ms()));
     });
     let mut sampler = Sampler::new(SamplerConfig::new(Duration::from_secs(1))).expect("sampler");
     time("whole sample", n, || {
@@ -64,9 +72,6 @@ fn main() {
     let snapshot = sampler.sample();
     time("wire::encode", n, || {
         black_box(fluxstat::wire::encode(&snapshot));
-    });
-    time("read /proc/stat", n, || {
-        let _ = black_box(std::fs::read(proc.join("stat")));
     });
     time("sample + serialise", n, || {
         black_box(sampler.publish());

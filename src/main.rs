@@ -1,5 +1,6 @@
 //! The `fluxstat` binary: parse the configuration, take the first sample, open
-//! the listeners, serve until SIGTERM or SIGINT. Maps every failure to an exit
+//! the listeners, serve until SIGTERM or SIGINT (which also ends start-up at once,
+//! before the first sample is in). Maps every failure to an exit
 //! code: 2 for usage errors, 1 for runtime failures, each with one line on stderr.
 
 use std::process::ExitCode;
@@ -13,7 +14,7 @@ use fluxstat::access::{self, Access, Allowlist, Hosts};
 use fluxstat::config::{self, Action, Config};
 use fluxstat::sample::{self, Roots, SamplerConfig};
 use fluxstat::server::{self, Settings, Stats};
-use fluxstat::{error, info, log, socket, warn};
+use fluxstat::{debug, error, info, log, socket, warn};
 
 /// Responses in flight get this long after a signal; with the rest of the
 /// shutdown this keeps the exit well within the promised 2 s.
@@ -60,7 +61,20 @@ fn run(config: Config) -> Result<(), String> {
         roots: Roots { procfs: config.procfs.clone(), sysfs: config.sysfs.clone(), ..Roots::default() },
         stats: Arc::clone(&stats),
     };
-    let latest = sample::start(sampler).map_err(|e| e.to_string())?;
+    // The first sample is taken on the sampler thread while this one waits for
+    // it or for a signal, so that a signal ends start-up at once whatever a reader does.
+    let starting = sample::spawn(sampler).map_err(|e| e.to_string())?;
+    debug!("taking the first sample");
+    let first = async_io::block_on(futures_lite::future::or(async { Ok(starting.first().await) }, async {
+        Err(signals.next().await.and_then(Result::ok))
+    }));
+    let latest = match first {
+        Ok(first) => first.map_err(|e| e.to_string())?,
+        Err(signal) => {
+            info!("received {} during start-up, stopping", signal_name(signal));
+            return Ok(());
+        }
+    };
     let listeners = socket::bind_all(&config.listen)?;
     for l in &listeners {
         info!("listening on {}", socket::describe(l));
@@ -79,13 +93,20 @@ fn run(config: Config) -> Result<(), String> {
     };
     let shutdown = async move {
         if let Some(Ok(signal)) = signals.next().await {
-            let name = if signal == Signal::Int { "SIGINT" } else { "SIGTERM" };
-            info!("received {name}, shutting down");
+            info!("received {}, shutting down", signal_name(Some(signal)));
         }
     };
     server::run(listeners, latest, settings, stats, shutdown).map_err(|e| format!("server failed: {e}"))?;
     info!("stopped");
     Ok(())
+}
+
+fn signal_name(signal: Option<Signal>) -> &'static str {
+    match signal {
+        Some(Signal::Int) => "SIGINT",
+        Some(Signal::Term) => "SIGTERM",
+        _ => "a signal",
+    }
 }
 
 /// The access policy: reads the token file (a failure is a runtime error, exit 1)

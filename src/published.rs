@@ -4,9 +4,17 @@
 //! The sampler serialises each sample once into a `Published`; the responder
 //! takes an `Arc` to the current one (a pointer clone under an uncontended lock)
 //! and writes its bytes. Nothing here samples or serialises on request.
+//!
+//! `/health`, by rule (README, "What it serves"): 503 `"Last sample is stale"` when the
+//! sample is older than three intervals (sampling stalled); else 503
+//! `"degraded: <families>"` when families are `null` because of fluxstat itself
+//! (a reader past its deadline, out of descriptors or memory: see `sample`), so a
+//! supervisor can act on it; else 200 `"OK"`. `unavailable` always lists every
+//! `null` family, including those the machine simply does not have (a file its
+//! kernel does not provide), which alone never make `/health` fail.
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::http::Entity;
 use crate::snapshot::Snapshot;
@@ -20,20 +28,45 @@ pub struct Published {
     pub metrics: Entity,
     /// When the sample was taken, on the monotonic clock: `/health` compares it to now.
     pub taken: Instant,
-    /// `/health` answers for a fresh and for a stale sample.
-    pub health_ok: Entity,
+    /// `/health`'s answer while the sample is fresh: 200 OK, or 503 degraded.
+    pub health_fresh: Entity,
+    /// Whether `health_fresh` is the 200.
+    pub healthy: bool,
+    /// `/health`'s answer once the sample is stale.
     pub health_stale: Entity,
 }
 
 impl Published {
+    /// A sample with no family degraded.
     pub fn new(snapshot: &Snapshot, seq: u64, taken: Instant) -> Published {
+        Published::with_health(snapshot, seq, taken, &[])
+    }
+
+    /// A sample whose `degraded` families are `null` because of fluxstat itself.
+    pub fn with_health(snapshot: &Snapshot, seq: u64, taken: Instant, degraded: &[&str]) -> Published {
         let etag = format!("\"{:x}-{seq:x}\"", snapshot.taken_at_us);
         let (at, unavailable) = (snapshot.taken_at_us, snapshot.unavailable());
+        let health_fresh = if degraded.is_empty() {
+            wire::health_body(200, "OK", at, &unavailable)
+        } else {
+            wire::health_body(503, &format!("degraded: {}", degraded.join(", ")), at, &unavailable)
+        };
         Published {
             metrics: Entity::json(wire::encode(snapshot), Some(&etag)),
             taken,
-            health_ok: Entity::json(wire::health_body(200, "OK", at, &unavailable), None),
+            health_fresh: Entity::json(health_fresh, None),
+            healthy: degraded.is_empty(),
             health_stale: Entity::json(wire::health_body(503, "Last sample is stale", at, &unavailable), None),
+        }
+    }
+
+    /// `/health`'s answer when samples older than `max_age` are stale: whether it
+    /// is a 200, and the entity.
+    pub fn health(&self, max_age: Duration) -> (bool, &Entity) {
+        if self.taken.elapsed() > max_age {
+            (false, &self.health_stale)
+        } else {
+            (self.healthy, &self.health_fresh)
         }
     }
 }

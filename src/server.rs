@@ -248,13 +248,10 @@ impl State {
                 }
             }
             (Route::Health, _) => {
-                if published.taken.elapsed() > self.settings.interval * 3 {
-                    self.write(out, Status::ServiceUnavailable, Some(&published.health_stale), body, b"", conn);
-                    Status::ServiceUnavailable
-                } else {
-                    self.write(out, Status::Ok, Some(&published.health_ok), body, b"", conn);
-                    Status::Ok
-                }
+                let (ok, e) = published.health(self.settings.interval * 3);
+                let status = if ok { Status::Ok } else { Status::ServiceUnavailable };
+                self.write(out, status, Some(e), body, b"", conn);
+                status
             }
         };
         (conn, status)

@@ -1,21 +1,22 @@
 //! What the machine is (hostname, OS, kernel, architecture, board model) and how
-//! many processes run. Thin reads of small files; the parsing is pure.
+//! many processes run. Thin, bounded reads of small files; the parsing is pure.
+//!
+//! These reads run on the sampler thread, not under a deadline: procfs renders
+//! from kernel memory, the device-tree and DMI files are tables in memory, and
+//! `/etc` is on the root filesystem, without which nothing works anyway.
 
+use super::files::{self, Miss, TABLE};
 use super::read_trimmed;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::snapshot::Host;
 
 /// `procfs` and `sysfs` as configured; `rootfs` is `/` except in tests.
 pub fn read(procfs: &Path, sysfs: &Path, rootfs: &Path) -> Host {
-    let os = std::fs::read_to_string(rootfs.join("etc/os-release"))
-        .ok()
+    let table = |p: &str| files::read_bounded(&rootfs.join(p), TABLE).ok();
+    let os = table("etc/os-release")
         .and_then(|t| shell_value(&t, "PRETTY_NAME"))
-        .or_else(|| {
-            std::fs::read_to_string(rootfs.join("etc/openwrt_release"))
-                .ok()
-                .and_then(|t| shell_value(&t, "DISTRIB_DESCRIPTION"))
-        });
+        .or_else(|| table("etc/openwrt_release").and_then(|t| shell_value(&t, "DISTRIB_DESCRIPTION")));
     let model = read_trimmed(&procfs.join("device-tree/model"))
         .or_else(|| read_trimmed(&rootfs.join("tmp/sysinfo/model")))
         .or_else(|| read_trimmed(&sysfs.join("class/dmi/id/product_name")));
@@ -41,16 +42,68 @@ pub fn shell_value(text: &str, key: &str) -> Option<String> {
     (!v.is_empty()).then(|| v.to_owned())
 }
 
-/// Counts the numeric entries of `procfs` (one per process), without reading them.
-pub fn count_processes(procfs: &Path) -> Option<u64> {
-    let entries = std::fs::read_dir(procfs).ok()?;
-    let n = entries.flatten().filter(|e| e.file_name().as_encoded_bytes().iter().all(u8::is_ascii_digit)).count();
-    Some(n as u64)
+/// Counts the numeric entries of `procfs` (one per process), without reading
+/// them. The directory stays open and is listed again from its start each time.
+#[derive(Debug)]
+pub struct ProcessCounter {
+    procfs: PathBuf,
+    dir: Option<rustix::fs::Dir>,
+}
+
+impl ProcessCounter {
+    pub fn new(procfs: &Path) -> ProcessCounter {
+        ProcessCounter { procfs: procfs.to_owned(), dir: None }
+    }
+
+    pub fn count(&mut self) -> Result<u64, Miss> {
+        let r = self.list();
+        if r.is_err() {
+            self.dir = None;
+        }
+        r.map_err(|e| Miss::new(&self.procfs, e.into()))
+    }
+
+    fn list(&mut self) -> rustix::io::Result<u64> {
+        use rustix::fs::{Mode, OFlags};
+        let dir = match &mut self.dir {
+            Some(d) => {
+                d.rewind();
+                d
+            }
+            None => {
+                let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+                let fd = rustix::fs::open(&self.procfs, flags, Mode::empty())?;
+                self.dir.insert(rustix::fs::Dir::new(fd)?)
+            }
+        };
+        let mut n = 0;
+        while let Some(entry) = dir.read() {
+            if entry?.file_name().to_bytes().iter().all(u8::is_ascii_digit) {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_processes_again_from_the_start_of_the_directory() {
+        let dir = std::env::temp_dir().join(format!("fluxstat-procs-{}", std::process::id()));
+        for name in ["1", "22", "self", "333x"] {
+            std::fs::create_dir_all(dir.join(name)).expect("temp dir");
+        }
+        let mut counter = ProcessCounter::new(&dir);
+        assert_eq!(counter.count().ok(), Some(2));
+        std::fs::create_dir_all(dir.join("4444")).expect("temp dir");
+        assert_eq!(counter.count().ok(), Some(3));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut missing = ProcessCounter::new(&dir);
+        assert!(missing.count().is_err());
+    }
 
     #[test]
     fn shell_value_table() {

@@ -1,12 +1,7 @@
-//! Load averages and uptime: small /proc files, a thin read and a pure parse each.
-
-use std::path::Path;
+//! Load averages and uptime: pure parses of `<procfs>/loadavg` and
+//! `<procfs>/uptime`, which the sampler keeps open (see `files`).
 
 use crate::snapshot::Load;
-
-pub fn read_load(procfs: &Path) -> Option<Load> {
-    parse_load(&std::fs::read_to_string(procfs.join("loadavg")).ok()?)
-}
 
 /// `0.52 0.40 0.31 2/345 6789` → the three averages, rounded to two decimals.
 pub fn parse_load(text: &str) -> Option<Load> {
@@ -26,10 +21,6 @@ fn hundredths(s: &str) -> Option<u64> {
     let digit = |i: usize| frac.as_bytes().get(i).map_or(0, |b| u64::from(b - b'0'));
     let rounding = u64::from(digit(2) >= 5);
     whole.parse::<u64>().ok()?.checked_mul(100)?.checked_add(digit(0) * 10 + digit(1) + rounding)
-}
-
-pub fn read_uptime(procfs: &Path) -> Option<u64> {
-    parse_uptime(&std::fs::read_to_string(procfs.join("uptime")).ok()?)
 }
 
 /// `947578.12 1234.5` → whole seconds since boot.

@@ -1,18 +1,10 @@
-//! Memory and swap from `<procfs>/meminfo`: a thin read and a pure parse.
-
-use std::path::Path;
+//! Memory and swap from `<procfs>/meminfo`: a pure parse of the text the sampler
+//! reads (a file it keeps open, see `files`).
 
 use crate::snapshot::{Memory, Swap};
 
-/// Reads memory and swap figures; either is `None` when meminfo lacks it.
-pub fn read(procfs: &Path) -> (Option<Memory>, Option<Swap>) {
-    match std::fs::read_to_string(procfs.join("meminfo")) {
-        Ok(text) => parse(&text),
-        Err(_) => (None, None),
-    }
-}
-
 /// Parses /proc/meminfo (`MemTotal:  16318480 kB`; the kernel's "kB" is KiB).
+/// Either is `None` when meminfo lacks it.
 /// Kernels before 3.14 lack MemAvailable; it is then estimated as free + buffers +
 /// page cache + reclaimable slab − shared memory, as `free` does.
 pub fn parse(text: &str) -> (Option<Memory>, Option<Swap>) {

@@ -1,21 +1,39 @@
 //! fluxstat's own resident memory and CPU time, from `/proc/self` (always the real
-//! one: `--procfs` points at the machine being watched, not at fluxstat).
+//! one: `--procfs` points at the machine being watched, not at fluxstat). Both
+//! files stay open (see `files`); opened from any thread, `/proc/self` is the
+//! whole process.
 
-use std::path::Path;
+use super::files::{KeptFile, SMALL};
 
-/// Resident set size in bytes, from `/proc/self/statm`.
-pub fn rss_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string(Path::new("/proc/self/statm")).ok()?;
-    let pages = parse_statm_resident(&statm)?;
-    pages.checked_mul(rustix::param::page_size() as u64)
+/// `/proc/self/statm` and `/proc/self/stat`, kept open.
+#[derive(Debug)]
+pub struct OwnFiles {
+    statm: KeptFile,
+    stat: KeptFile,
 }
 
-/// CPU time (user + system) in milliseconds, from `/proc/self/stat`.
-pub fn cpu_time_ms() -> Option<u64> {
-    let stat = std::fs::read_to_string(Path::new("/proc/self/stat")).ok()?;
-    let ticks = parse_stat_cpu_ticks(&stat)?;
-    let hz = rustix::param::clock_ticks_per_second();
-    (hz > 0).then(|| ticks.saturating_mul(1000) / hz)
+impl Default for OwnFiles {
+    fn default() -> Self {
+        OwnFiles {
+            statm: KeptFile::new("/proc/self/statm".into(), SMALL),
+            stat: KeptFile::new("/proc/self/stat".into(), SMALL),
+        }
+    }
+}
+
+impl OwnFiles {
+    /// Resident set size in bytes, from `/proc/self/statm`.
+    pub fn rss_bytes(&mut self) -> Option<u64> {
+        let pages = parse_statm_resident(self.statm.read().ok()?)?;
+        pages.checked_mul(rustix::param::page_size() as u64)
+    }
+
+    /// CPU time (user + system) in milliseconds, from `/proc/self/stat`.
+    pub fn cpu_time_ms(&mut self) -> Option<u64> {
+        let ticks = parse_stat_cpu_ticks(self.stat.read().ok()?)?;
+        let hz = rustix::param::clock_ticks_per_second();
+        (hz > 0).then(|| ticks.saturating_mul(1000) / hz)
+    }
 }
 
 /// The second field of statm: resident pages.
@@ -50,7 +68,10 @@ mod tests {
 
     #[test]
     fn reads_this_process() {
-        assert!(rss_bytes().is_some_and(|b| b > 0));
-        assert!(cpu_time_ms().is_some());
+        let mut own = OwnFiles::default();
+        for _ in 0..2 {
+            assert!(own.rss_bytes().is_some_and(|b| b > 0));
+            assert!(own.cpu_time_ms().is_some());
+        }
     }
 }

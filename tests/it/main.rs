@@ -13,6 +13,7 @@ mod metrics;
 mod process;
 mod properties;
 mod robustness;
+mod sampling;
 mod security;
 mod soak;
 mod support;
