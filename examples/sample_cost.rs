@@ -28,10 +28,11 @@ fn main() {
     let filter = DiskFilter::default();
     let mut rates = Rates::default();
     let net = NetFilter::default();
-    let mut cpu = fluxstat::sample::cpu::CpuReader::default();
+    let mut cpu = sysinfo::System::new().expect("sysinfo");
     println!("mean of {n} runs each");
-    time("cpu", n, || {
-        black_box(cpu.read().ok());
+    time("cpu (sysinfo)", n, || {
+        cpu.refresh_cpu_usage();
+        black_box(fluxstat::sample::cpu::read(&cpu));
     });
     let mut meminfo = KeptFile::new(proc.join("meminfo"), TABLE);
     time("memory + swap", n, || {

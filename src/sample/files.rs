@@ -13,7 +13,7 @@
 //! families. A failed read closes the file; the next sample opens it again.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -65,19 +65,12 @@ fn not_text() -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text")
 }
 
-/// Reads at most `limit` bytes of `path` as text; longer content is an error.
+/// Reads at most `limit` bytes of `path` as text (`fs::read_bounded`); longer
+/// content is an error.
 pub fn read_bounded(path: &Path, limit: usize) -> Result<String, Miss> {
-    let read = || -> io::Result<String> {
-        let file = File::open(path)?;
-        let mut buf = Vec::new();
-        // One byte more than the bound tells "exactly the bound" from "longer".
-        file.take(limit as u64 + 1).read_to_end(&mut buf)?;
-        if buf.len() > limit {
-            return Err(too_long(limit));
-        }
-        String::from_utf8(buf).map_err(|_| not_text())
-    };
-    read().map_err(|e| Miss::new(path, e))
+    super::fs::read_bounded(path, limit)
+        .and_then(|bytes| String::from_utf8(bytes).map_err(|_| not_text()))
+        .map_err(|e| Miss::new(path, e))
 }
 
 /// A file kept open and read from the start each time, into a reused buffer.

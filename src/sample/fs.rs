@@ -32,7 +32,10 @@ pub fn open(path: &Path) -> io::Result<File> {
 /// The content of a small file, at most `max` bytes; a longer file is an error
 /// (`InvalidData`) after reading `max + 1` bytes.
 pub fn read_bounded(path: &Path, max: usize) -> io::Result<Vec<u8>> {
-    let mut file = open(path)?;
+    read_from(open(path)?, max)
+}
+
+fn read_from(mut file: File, max: usize) -> io::Result<Vec<u8>> {
     let mut out = vec![0u8; max + 1];
     let mut n = 0;
     while n < out.len() {
@@ -44,7 +47,7 @@ pub fn read_bounded(path: &Path, max: usize) -> io::Result<Vec<u8>> {
         }
     }
     if n > max {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "longer than expected"));
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("longer than {max} bytes")));
     }
     out.truncate(n);
     Ok(out)
@@ -53,8 +56,20 @@ pub fn read_bounded(path: &Path, max: usize) -> io::Result<Vec<u8>> {
 /// A sysfs value, decoded, without surrounding blanks or the NUL some
 /// (device-tree) files end with; `None` when unreadable, empty or too long.
 pub fn read_value(path: &Path) -> Option<String> {
-    let bytes = read_bounded(path, MAX_VALUE).ok()?;
-    let s = decode(&bytes);
+    trimmed(&read_bounded(path, MAX_VALUE).ok()?)
+}
+
+/// A value of a file backed by a driver (a sensor), like `read_value` but opened
+/// as any program would, without `O_NONBLOCK`: a driver's read may block whatever
+/// the flags (a wedged I²C bus), so the readers that call this run under the
+/// sampler's deadline worker, which is what bounds them in time; a FIFO in a
+/// fixture tree stands in for such a driver.
+pub fn read_driver_value(path: &Path) -> Option<String> {
+    trimmed(&read_from(File::open(path).ok()?, MAX_VALUE).ok()?)
+}
+
+fn trimmed(bytes: &[u8]) -> Option<String> {
+    let s = decode(bytes);
     let s = s.trim_matches(|c: char| c.is_whitespace() || c == '\0');
     (!s.is_empty()).then(|| s.to_owned())
 }

@@ -6,7 +6,7 @@
 //! `/etc` is on the root filesystem, without which nothing works anyway.
 
 use super::files::{self, Miss, TABLE};
-use super::read_trimmed;
+use super::fs::read_value as read_trimmed;
 use std::path::{Path, PathBuf};
 
 use crate::snapshot::Host;

@@ -68,9 +68,9 @@ use crate::snapshot::{Host, Own, Sensor, Snapshot};
 use files::{KeptFile, Miss, SMALL, TABLE};
 use worker::{Refused, Worker};
 
-/// The shortest CPU window: /proc/stat counts in clock ticks (10 ms at the usual
-/// USER_HZ of 100), so a shorter window would give coarse percentages.
-pub const MIN_CPU_WINDOW: Duration = Duration::from_millis(200);
+/// The shortest CPU window sysinfo measures (`sysinfo::MINIMUM_CPU_UPDATE_INTERVAL`):
+/// closer readings are skipped by sysinfo and would republish stale figures.
+pub const MIN_CPU_WINDOW: Duration = sysinfo::MINIMUM_CPU_UPDATE_INTERVAL;
 
 /// How often host facts (hostname, OS, kernel, model) are read again.
 const HOST_REFRESH: Duration = Duration::from_secs(60);
@@ -131,7 +131,6 @@ pub enum Cause {
 /// The files read every sample, kept open.
 #[derive(Debug)]
 struct Files {
-    cpu: cpu::CpuReader,
     meminfo: KeptFile,
     loadavg: KeptFile,
     uptime: KeptFile,
@@ -141,6 +140,8 @@ struct Files {
 
 /// Reads one snapshot at a time.
 pub struct Sampler {
+    /// CPU usage: sysinfo keeps the previous /proc/stat reading.
+    sys: sysinfo::System,
     config: SamplerConfig,
     last_cpu_refresh: Instant,
     seq: u64,
@@ -186,17 +187,18 @@ impl Sampler {
         let disk_timeout = (config.interval / 2).clamp(Duration::from_secs(1), Duration::from_secs(2));
         let procfs = &config.roots.procfs;
         let (sysfs, interval) = (config.roots.sysfs.clone(), config.interval);
-        let mut files = Files {
-            cpu: cpu::CpuReader::default(),
+        let mut sys = sysinfo::System::new().map_err(|e| SamplerError(format!("cannot read system figures: {e}")))?;
+        // The start of the first CPU window; a failure shows in the first sample.
+        sys.refresh_cpu_usage();
+        let files = Files {
             meminfo: KeptFile::new(procfs.join("meminfo"), TABLE),
             loadavg: KeptFile::new(procfs.join("loadavg"), SMALL),
             uptime: KeptFile::new(procfs.join("uptime"), SMALL),
             own: own::OwnFiles::default(),
             processes: host::ProcessCounter::new(procfs),
         };
-        // The start of the first CPU window; a failure shows in the first sample.
-        let _ = files.cpu.read();
         Ok(Sampler {
+            sys,
             deadline: reader_deadline(config.interval),
             config,
             last_cpu_refresh: Instant::now(),
@@ -222,8 +224,9 @@ impl Sampler {
         let mut misses: Vec<(&'static str, Miss)> = Vec::new();
         self.last_cpu_refresh = started;
         let roots = &self.config.roots;
+        self.sys.refresh_cpu_usage();
+        let cpu = cpu::read(&self.sys);
         let files = &mut self.files;
-        let cpu = files.cpu.read();
         let (memory, swap) = match files.meminfo.read() {
             Ok(text) => memory::parse(text),
             Err(m) => {
@@ -252,7 +255,7 @@ impl Sampler {
         };
         let mut snapshot = Snapshot {
             uptime: keep("uptime", uptime, &mut misses),
-            cpu: keep("cpu", cpu, &mut misses),
+            cpu,
             memory,
             swap,
             load: keep("load", load, &mut misses),
@@ -497,15 +500,6 @@ fn run(mut sampler: Sampler, latest: Weak<Latest>, mut grid: Instant) {
             grid = now + interval;
         }
     }
-}
-
-/// A small sysfs/procfs file's content without surrounding blanks or the NUL some
-/// (device-tree) files end with; `None` when unreadable, empty or longer than
-/// `files::SMALL` (a file that never ends is read no further than that).
-pub(crate) fn read_trimmed(path: &std::path::Path) -> Option<String> {
-    let s = files::read_bounded(path, files::SMALL).ok()?;
-    let s = s.trim_matches(|c: char| c.is_whitespace() || c == '\0');
-    (!s.is_empty()).then(|| s.to_owned())
 }
 
 /// Microseconds since the Unix epoch; clocks set before 1970 read as the epoch.

@@ -10,10 +10,11 @@
 //! the sysfs paths, skipping a number that would repeat another sensor's name
 //! (`names::make_unique`). An hwmon chip that merely mirrors a thermal zone (the
 //! kernel's thermal_hwmon, same name) is skipped, so no sensor is counted twice.
-//! Every file is read with a bound (`fs::read_value`), so a sensor file that never
-//! ends costs one short read, and a FIFO cannot block the open.
+//! Every file is read with a bound (`fs::read_driver_value`), so a sensor file that
+//! never ends costs one short read. A read that blocks (a wedged driver) is bounded
+//! in time by the deadline worker these readers run under (`sample::worker`).
 
-use super::fs::read_value;
+use super::fs::read_driver_value as read_value;
 use super::names;
 use std::path::{Path, PathBuf};
 

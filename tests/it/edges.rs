@@ -284,16 +284,12 @@ wl\xe9n0: 300 3 0 0 0 0 0 0 400 4 0 0 0 0 0 0\n"
     zone(&root, 2, b"soc 0\n", b"99000\n");
     zone(&root, 3, b"caf\xe9\n", b"30000\n");
     zone(&root, 4, b"cold\n", b"-273150\n");
-    // A sensor file that never ends, and one that is a FIFO nobody writes.
+    // A sensor file that never ends. (A sensor file that blocks, a FIFO, is the
+    // deadline worker's case: tests/it/sampling.rs.)
     zone(&root, 5, b"endless\n", b"");
     let endless = root.join("sys/class/thermal/thermal_zone5/temp");
     std::fs::remove_file(&endless).expect("rm");
     std::os::unix::fs::symlink("/dev/zero", &endless).expect("symlink to /dev/zero");
-    zone(&root, 6, b"fifo\n", b"");
-    let fifo = root.join("sys/class/thermal/thermal_zone6/temp");
-    std::fs::remove_file(&fifo).expect("rm");
-    rustix::fs::mknodat(rustix::fs::CWD, &fifo, rustix::fs::FileType::Fifo, rustix::fs::Mode::from(0o600), 0)
-        .expect("mkfifo");
     OddTree { root }
 }
 
@@ -307,7 +303,7 @@ fn sample_of(tree: &Path) -> Snapshot {
         let mut sampler = Sampler::new(config).expect("sampler");
         let _ = tx.send(sampler.sample());
     });
-    rx.recv_timeout(PATIENCE).expect("a sample within the patience (a FIFO must not block it)")
+    rx.recv_timeout(PATIENCE).expect("a sample within the patience")
 }
 
 // Issue 10, items 5, 7, 8 and 9: one odd name hides a family; duplicate keys;
@@ -351,7 +347,7 @@ fn odd_names_collisions_and_endless_files_end_to_end() {
     assert_eq!(as_u64(at(network, &["wl\\xe9n0", "tx_bytes"])), 400);
 
     // Temperatures: soc, soc and "soc 0" are three keys; −273150 m°C is not a
-    // reading; the endless file and the FIFO are left out.
+    // reading; the endless file is left out.
     let temps = at(&doc, &["system", "temperature"]);
     let Value::Object(t) = temps else { panic!("system.temperature is {temps:?}") };
     let readings: Vec<(&str, f64)> = t.iter().map(|(k, v)| (k.as_str(), as_f64(v))).collect();
