@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_signal::{Signal, Signals};
-use futures_lite::StreamExt;
+use smol::stream::StreamExt;
 
 use fluxstat::access::{self, Access, Allowlist, Hosts};
 use fluxstat::config::{self, Action, Config};
@@ -65,7 +65,7 @@ fn run(config: Config) -> Result<(), String> {
     // it or for a signal, so that a signal ends start-up at once whatever a reader does.
     let starting = sample::spawn(sampler).map_err(|e| e.to_string())?;
     debug!("taking the first sample");
-    let first = async_io::block_on(futures_lite::future::or(async { Ok(starting.first().await) }, async {
+    let first = smol::block_on(smol::future::or(async { Ok(starting.first().await) }, async {
         Err(signals.next().await.and_then(Result::ok))
     }));
     let latest = match first {

@@ -43,9 +43,9 @@ use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant, SystemTime};
 
-use async_executor::LocalExecutor;
-use async_io::{Async, Timer};
 use slab::Slab;
+use smol::LocalExecutor;
+use smol::{Async, Timer};
 
 use crate::access::{Access, Refusals, REFUSAL_LOG_WINDOW};
 use crate::http::{self, Body, Conn, Entity, Method, Parse, Request, Route, Status, MAX_HEAD};
@@ -126,7 +126,7 @@ pub fn run(
             drop(sweeper);
         }
     };
-    async_io::block_on(ex.run(main));
+    smol::block_on(ex.run(main));
     Ok(())
 }
 
@@ -425,7 +425,7 @@ enum Stop {
 
 /// Awaits `fut` unless the sweeper (or displacement, or shutdown) kills the connection.
 async fn killable<T, F: Future<Output = io::Result<T>>>(ctl: &Ctl, fut: F) -> Result<T, Stop> {
-    futures_lite::pin!(fut);
+    smol::pin!(fut);
     poll_fn(|cx| {
         if let Some(why) = ctl.kill.get() {
             return Poll::Ready(Err(Stop::Killed(why)));
@@ -556,7 +556,7 @@ async fn reject(socket: Socket, status: Status) {
         let _ = stream.get_ref().shutdown(Shutdown::Write);
         linger(stream).await;
     };
-    futures_lite::future::or(send, async {
+    smol::future::or(send, async {
         deadline.await;
     })
     .await;
@@ -678,7 +678,7 @@ async fn connection(state: &State, stream: &Async<TcpStream>, ctl: &Ctl) -> Resu
                 reads += 1;
                 if reads >= FAIR_READS {
                     reads = 0;
-                    futures_lite::future::yield_now().await;
+                    smol::future::yield_now().await;
                 }
             }
             Outcome::Wait => {

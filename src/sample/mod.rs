@@ -457,8 +457,8 @@ impl Starting {
     /// caller can race it against a signal.
     pub async fn first(self) -> Result<Arc<Latest>, SamplerError> {
         let ready =
-            async_io::Async::new(self.ready).map_err(|e| SamplerError(format!("cannot wait for the sampler: {e}")))?;
-        let _ = futures_lite::AsyncReadExt::read(&mut &ready, &mut [0u8; 1]).await;
+            smol::Async::new(self.ready).map_err(|e| SamplerError(format!("cannot wait for the sampler: {e}")))?;
+        let _ = smol::io::AsyncReadExt::read(&mut &ready, &mut [0u8; 1]).await;
         Self::take(&self.first)
     }
 

@@ -133,9 +133,9 @@ impl TestServer {
         let (stop, stop_rx) = UnixStream::pair().expect("socketpair");
         let (l, s) = (Arc::clone(&latest), Arc::clone(&stats));
         let thread = std::thread::spawn(move || {
-            let stop_rx = async_io::Async::new(stop_rx).expect("async socketpair");
+            let stop_rx = smol::Async::new(stop_rx).expect("async socketpair");
             let shutdown = async move {
-                let _ = futures_lite::AsyncReadExt::read(&mut &stop_rx, &mut [0u8; 1]).await;
+                let _ = smol::io::AsyncReadExt::read(&mut &stop_rx, &mut [0u8; 1]).await;
             };
             server::run(vec![listener], l, settings, s, shutdown)
         });
