@@ -85,7 +85,7 @@ impl Status {
             Status::RequestTimeout => "Request timeout",
             Status::ContentTooLarge => "Request bodies are not accepted",
             Status::HeadersTooLarge => "Request header fields too large",
-            Status::ServiceUnavailable => "Too many connections",
+            Status::ServiceUnavailable => "Service unavailable",
             Status::VersionNotSupported => "HTTP version not supported",
             Status::Unauthorized => "Unauthorized",
             Status::Forbidden => "Forbidden",
@@ -95,14 +95,13 @@ impl Status {
 }
 
 /// Errors fluxstat answers with a JSON body (and then closes, except 404/405).
-pub const ERROR_STATUSES: [Status; 11] = [
+pub const ERROR_STATUSES: [Status; 10] = [
     Status::BadRequest,
     Status::NotFound,
     Status::MethodNotAllowed,
     Status::RequestTimeout,
     Status::ContentTooLarge,
     Status::HeadersTooLarge,
-    Status::ServiceUnavailable,
     Status::VersionNotSupported,
     Status::Unauthorized,
     Status::Forbidden,
@@ -438,8 +437,6 @@ pub const ALLOW: &[u8] = b"Allow: GET, HEAD, OPTIONS\r\n";
 pub const ALLOW_AND_PREFLIGHT: &[u8] = b"Allow: GET, HEAD, OPTIONS\r\n\
 Access-Control-Allow-Methods: GET, HEAD, OPTIONS\r\n\
 Access-Control-Allow-Headers: Authorization, If-None-Match, Cache-Control\r\nAccess-Control-Max-Age: 86400\r\n";
-/// Extra header of the 503 sent when every connection slot is busy.
-pub const RETRY_AFTER: &[u8] = b"Retry-After: 1\r\n";
 /// Extra header of the 401 sent without the right bearer token (RFC 6750 §3).
 pub const WWW_AUTHENTICATE: &[u8] = b"WWW-Authenticate: Bearer\r\n";
 
