@@ -19,6 +19,12 @@ use fluxstat::{error, info, log, socket, warn};
 /// shutdown this keeps the exit well within the promised 2 s.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
 
+/// The signals that stop the server; on Windows async-signal knows only Ctrl-C.
+#[cfg(not(windows))]
+const SIGNALS: [Signal; 2] = [Signal::Term, Signal::Int];
+#[cfg(windows)]
+const SIGNALS: [Signal; 1] = [Signal::Int];
+
 fn main() -> ExitCode {
     match config::parse(std::env::args_os().skip(1), |k| std::env::var(k).ok()) {
         Ok(Action::Help) => {
@@ -50,7 +56,7 @@ fn run(config: Config) -> Result<(), String> {
     }
     let access = access(&config)?;
     // Registered first, so a signal during start-up is not lost.
-    let mut signals = Signals::new([Signal::Term, Signal::Int]).map_err(|e| format!("cannot handle signals: {e}"))?;
+    let mut signals = Signals::new(SIGNALS).map_err(|e| format!("cannot handle signals: {e}"))?;
 
     let stats = Arc::new(Stats::default());
     let sampler = SamplerConfig {

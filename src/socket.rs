@@ -2,6 +2,12 @@
 //! IPV6_V6ONLY (dual-stack for the default `[::]`, IPv6-only for an explicit IPv6
 //! address, as nginx does, so `--listen 0.0.0.0:8001 --listen [::]:8001` works)
 //! and a backlog large enough for bursts of scrapers.
+//!
+//! Platforms differ in three places, kept here: where the socket type takes no
+//! SOCK_CLOEXEC (macOS) the flag is set right after; SO_REUSEADDR, which on Unix only
+//! lets a restarted server bind past TIME_WAIT, would let another program steal the
+//! port on Windows and is not set there; and Winsock is started before the first
+//! socket on Windows (std does it for its own sockets, rustix does not).
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -13,7 +19,15 @@ const BACKLOG: i32 = 1024;
 /// Binds and listens. `dual_stack` only matters for IPv6 addresses.
 pub fn listen(addr: SocketAddr, dual_stack: bool) -> io::Result<TcpListener> {
     let family = if addr.is_ipv6() { AddressFamily::INET6 } else { AddressFamily::INET };
+    #[cfg(windows)]
+    rustix::net::wsa_startup()?;
+    #[cfg(not(any(windows, target_vendor = "apple")))]
     let fd = rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::CLOEXEC, None)?;
+    #[cfg(any(windows, target_vendor = "apple"))]
+    let fd = rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::empty(), None)?;
+    #[cfg(target_vendor = "apple")]
+    rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC)?;
+    #[cfg(not(windows))]
     sockopt::set_socket_reuseaddr(&fd, true)?;
     if addr.is_ipv6() {
         sockopt::set_ipv6_v6only(&fd, !dual_stack)?;

@@ -91,6 +91,11 @@ pub struct FsInfo {
 /// The statvfs call; replaceable so tests can simulate a filesystem that hangs.
 pub type StatFn = fn(&str) -> io::Result<FsInfo>;
 
+/// Windows' equivalent, by drive letter (`C:\`).
+#[cfg(windows)]
+pub use super::windows::disk::statvfs;
+
+#[cfg(not(windows))]
 pub fn statvfs(path: &str) -> io::Result<FsInfo> {
     let st = rustix::fs::statvfs(path)?;
     Ok(FsInfo {

@@ -8,15 +8,26 @@
 //! sysinfo computes CPU usage from /proc/stat; every other family is read from
 //! `--procfs`/`--sysfs` by its own module (one per family), so those options
 //! apply and tests can point the readers at fixture trees.
+//!
+//! This is the one place that picks the platform: on Windows, `windows` reads the
+//! machine (`Sampler::read_machine`) and `own`; the Linux readers that call
+//! Unix-only functions (`host`, `own`) are left out there, and `disk` and `network`
+//! lend their filters, `DiskReader` and `Rates`, which are platform-neutral.
 
 pub mod cpu;
 pub mod disk;
+#[cfg(not(windows))]
 pub mod host;
 pub mod load;
 pub mod memory;
 pub mod network;
+#[cfg(not(windows))]
 pub mod own;
 pub mod temperature;
+#[cfg(windows)]
+pub mod windows;
+#[cfg(windows)]
+use windows::own;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -81,6 +92,8 @@ impl SamplerConfig {
 /// Reads one snapshot at a time.
 pub struct Sampler {
     sys: sysinfo::System,
+    #[cfg(windows)]
+    cpu: windows::cpu::Meter,
     config: SamplerConfig,
     last_cpu_refresh: Instant,
     seq: u64,
@@ -103,7 +116,9 @@ impl std::fmt::Display for SamplerError {
 impl Sampler {
     /// Creates the sampler and takes the first CPU reading (the start of the first window).
     pub fn new(config: SamplerConfig) -> Result<Sampler, SamplerError> {
+        #[allow(unused_mut)] // only refreshed here where sysinfo reads the CPU
         let mut sys = sysinfo::System::new().map_err(|e| SamplerError(format!("cannot read system figures: {e}")))?;
+        #[cfg(not(windows))]
         sys.refresh_cpu_usage();
         // Half an interval for statvfs of all mounts, within 1..2 s: a loaded router
         // may not schedule the worker for a good while, and only a mount that
@@ -111,6 +126,8 @@ impl Sampler {
         let disk_timeout = (config.interval / 2).clamp(Duration::from_secs(1), Duration::from_secs(2));
         Ok(Sampler {
             sys,
+            #[cfg(windows)]
+            cpu: windows::cpu::Meter::start(),
             config,
             last_cpu_refresh: Instant::now(),
             seq: 0,
@@ -127,6 +144,25 @@ impl Sampler {
     pub fn sample(&mut self) -> Snapshot {
         let started = Instant::now();
         self.last_cpu_refresh = started;
+        let mut snapshot = self.read_machine(started);
+        snapshot.taken_at_us = unix_micros(SystemTime::now());
+        let stats = &self.config.stats;
+        snapshot.own = Own {
+            interval_ms: u64::try_from(self.config.interval.as_millis()).unwrap_or(u64::MAX),
+            sample_duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            rss_bytes: own::rss_bytes(),
+            cpu_time_ms: own::cpu_time_ms(),
+            connections_open: stats.open.load(Ordering::Relaxed) as u64,
+            requests_served: stats.requests.load(Ordering::Relaxed),
+        };
+        self.note_failures(&snapshot);
+        snapshot
+    }
+
+    /// Every family of the document but fluxstat's own figures, read on Linux (the
+    /// Windows one is in `windows`).
+    #[cfg(not(windows))]
+    fn read_machine(&mut self, started: Instant) -> Snapshot {
         self.sys.refresh_cpu_usage();
         let roots = &self.config.roots;
         let (memory, swap) = memory::read(&roots.procfs);
@@ -146,7 +182,7 @@ impl Sampler {
                 n
             }
         };
-        let mut snapshot = Snapshot {
+        Snapshot {
             uptime: load::read_uptime(&roots.procfs),
             cpu: cpu::read(&self.sys),
             memory,
@@ -158,19 +194,8 @@ impl Sampler {
             host: Some(host),
             processes,
             own: Own::default(),
-            taken_at_us: unix_micros(SystemTime::now()),
-        };
-        let stats = &self.config.stats;
-        snapshot.own = Own {
-            interval_ms: u64::try_from(self.config.interval.as_millis()).unwrap_or(u64::MAX),
-            sample_duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-            rss_bytes: own::rss_bytes(),
-            cpu_time_ms: own::cpu_time_ms(),
-            connections_open: stats.open.load(Ordering::Relaxed) as u64,
-            requests_served: stats.requests.load(Ordering::Relaxed),
-        };
-        self.note_failures(&snapshot);
-        snapshot
+            taken_at_us: 0,
+        }
     }
 
     /// Samples and serialises.

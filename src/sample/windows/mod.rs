@@ -1,0 +1,107 @@
+//! The Windows readers: the same `Snapshot` as on Linux, from Win32 calls instead of
+//! `/proc` and `/sys`. `--procfs` and `--sysfs` mean nothing here.
+//!
+//! sysinfo (the sampler of the design) gives memory, swap, uptime and the host
+//! facts, as on Linux. Three families come from small readers on `windows-sys`
+//! instead, because sysinfo cannot produce them under wine, where the Windows build
+//! is tested (checked with wine 8.0, Debian 12):
+//! - CPU (`cpu`): sysinfo reads it through PDH, and wine's `pdh.dll` lacks
+//!   `PdhEnumObjectsW`: the first `refresh_cpu_usage` aborts the process.
+//!   `NtQuerySystemInformation(SystemProcessorPerformanceInformation)` gives the
+//!   idle/kernel/user times of each logical CPU on Windows, and under wine it is
+//!   computed from the host's `/proc/stat`.
+//! - Disks (`disk`): sysinfo lists volumes by their GUID paths, and wine's
+//!   `GetDriveTypeW` does not know those, so the list is empty. Drive letters with
+//!   `GetDiskFreeSpaceExW` and `GetVolumeInformationW` give the seed's `C:\` / `NTFS`
+//!   entries, and the same calls answer correctly under wine.
+//! - Network (`network`): sysinfo drops interfaces whose link speed is 0, which is
+//!   every interface under wine. `GetIfTable2` gives the counters; the rates are
+//!   computed by the shared `network::Rates`, as on Linux.
+//!
+//! Process count and fluxstat's own figures (`own`) are one call each
+//! (`K32EnumProcesses`, `K32GetProcessMemoryInfo`, `GetProcessTimes`), where sysinfo
+//! would collect every process's details to count them. Load averages and
+//! temperatures do not exist on Windows: `null`.
+
+pub mod cpu;
+pub mod disk;
+pub mod host;
+pub mod network;
+pub mod own;
+
+use std::time::Instant;
+
+use super::{Sampler, HOST_REFRESH, PROCESSES_REFRESH};
+use crate::snapshot::{Memory, Own, Snapshot, Swap};
+
+/// A NUL-terminated UTF-16 string for a Win32 `PCWSTR` argument.
+pub(crate) fn wide(s: &str) -> Vec<u16> {
+    s.encode_utf16().chain(std::iter::once(0)).collect()
+}
+
+/// A UTF-16 buffer up to its first NUL, as a `String` (unpaired surrogates replaced).
+pub(crate) fn from_wide(buf: &[u16]) -> String {
+    let end = buf.iter().position(|&c| c == 0).unwrap_or(buf.len());
+    String::from_utf16_lossy(&buf[..end])
+}
+
+impl Sampler {
+    /// Every family of the document but fluxstat's own figures, read on Windows.
+    pub(super) fn read_machine(&mut self, started: Instant) -> Snapshot {
+        self.sys.refresh_memory();
+        let host = match &self.host {
+            Some((at, host)) if at.elapsed() < HOST_REFRESH => host.clone(),
+            _ => {
+                let host = host::read();
+                self.host = Some((started, host.clone()));
+                host
+            }
+        };
+        let processes = match self.processes {
+            Some((at, n)) if at.elapsed() < PROCESSES_REFRESH => n,
+            _ => {
+                let n = host::count_processes();
+                self.processes = Some((started, n));
+                n
+            }
+        };
+        let mounts = disk::drives(&self.config.disks);
+        Snapshot {
+            uptime: sysinfo::System::uptime().ok(),
+            cpu: self.cpu.read(),
+            memory: memory(&self.sys),
+            swap: Some(Swap { total: self.sys.total_swap(), free: self.sys.free_swap() }),
+            load: None,
+            disks: Some(self.disks.read_mounts(mounts)),
+            network: network::read(&self.config.network, &mut self.rates, started),
+            temperatures: None,
+            host: Some(host),
+            processes,
+            own: Own::default(),
+            taken_at_us: 0,
+        }
+    }
+}
+
+/// Memory as the seed defines it on Windows (psutil): `available` and `free` are
+/// both `ullAvailPhys`, so `memory_used` is total − available.
+fn memory(sys: &sysinfo::System) -> Option<Memory> {
+    let total = sys.total_memory();
+    (total > 0).then(|| {
+        let available = sys.available_memory().min(total);
+        Memory { total, free: available, available }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wide_strings_round_trip() {
+        assert_eq!(wide("C:\\"), [u16::from(b'C'), u16::from(b':'), u16::from(b'\\'), 0]);
+        assert_eq!(from_wide(&wide("Ethernet 2")), "Ethernet 2");
+        assert_eq!(from_wide(&[u16::from(b'N'), 0, u16::from(b'x')]), "N");
+        assert_eq!(from_wide(&[]), "");
+    }
+}
