@@ -3,8 +3,11 @@
 //! responses with httparse.
 
 use std::io::{self, Read, Write};
+#[cfg(windows)]
+use std::net::TcpStream as StopStream;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::unix::net::UnixStream;
+#[cfg(unix)]
+use std::os::unix::net::UnixStream as StopStream;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -91,7 +94,7 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub stats: Arc<Stats>,
     pub latest: Arc<Latest>,
-    stop: Option<UnixStream>,
+    stop: Option<StopStream>,
     thread: Option<JoinHandle<io::Result<()>>>,
 }
 
@@ -128,7 +131,7 @@ impl TestServer {
 
     fn serve(listener: TcpListener, latest: Arc<Latest>, settings: Settings, stats: Arc<Stats>) -> TestServer {
         let addr = listener.local_addr().expect("local addr");
-        let (stop, stop_rx) = UnixStream::pair().expect("socketpair");
+        let (stop, stop_rx) = stop_pair();
         let (l, s) = (Arc::clone(&latest), Arc::clone(&stats));
         let thread = std::thread::spawn(move || {
             let stop_rx = async_io::Async::new(stop_rx).expect("async socketpair");
@@ -161,6 +164,22 @@ impl Drop for TestServer {
             self.stop();
         }
     }
+}
+
+/// Two connected sockets: dropping the first ends the reads of the second, which
+/// is how a `TestServer` is told to stop. A socketpair where there is one; Windows
+/// has none, so a loopback TCP connection there.
+#[cfg(unix)]
+fn stop_pair() -> (StopStream, StopStream) {
+    StopStream::pair().expect("socketpair")
+}
+
+#[cfg(windows)]
+fn stop_pair() -> (StopStream, StopStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let stop = StopStream::connect(listener.local_addr().expect("local addr")).expect("connect");
+    let (stop_rx, _) = listener.accept().expect("accept");
+    (stop, stop_rx)
 }
 
 /// A parsed response.
