@@ -94,11 +94,18 @@ wine_prefix_start() {
     # No desktop integration, no Mono/Gecko installer prompts; --init creates the
     # prefix and waits for it.
     wine wineboot --init >/dev/null 2>&1 || die "wineboot --init failed in $prefix"
-    wineserver --wait
     cp "$WINDOWS_CACHE/bcryptprimitives.dll" "$prefix/drive_c/windows/system32/"
+    # Wine's Z: is the host's /, which Unix paths (of the tests, their fixtures and
+    # temp files) resolve to. Typed as a CD drive it is not listed as a disk (a
+    # hard disk Z: would be, and wine complains on stderr each time its volume is
+    # queried). The tests compare with the host's /proc through C:\hostproc.
+    wine reg add 'HKLM\Software\Wine\Drives' /v z: /d cdrom /f >/dev/null 2>&1 || die "cannot set the type of drive Z:"
+    ln -sfn /proc "$prefix/drive_c/hostproc"
+    # The server wineboot and reg started must be gone before a persistent one starts.
+    wineserver --wait
     # Keeps the wineserver between the many short runs of a test suite; each new
     # one would otherwise start a server and load the prefix again.
-    wineserver --persistent
+    wineserver --persistent </dev/null >/dev/null 2>&1
     log "wine prefix $prefix ready ($(wine --version))"
 }
 

@@ -271,6 +271,14 @@ pub fn parse(
     let dir = |name: &'static str| -> Result<PathBuf, ConfigError> {
         let (v, src) = value(name);
         let path = PathBuf::from(&v);
+        if cfg!(windows) {
+            // Windows has neither: the option is refused, the unused default kept.
+            let set = given.iter().any(|(n, _)| *n == name) || env(&env_name(name)).is_some();
+            return match set {
+                true => Err(ConfigError(format!("{src}: there is no {name} on Windows"))),
+                false => Ok(path),
+            };
+        }
         if path.is_dir() {
             Ok(path)
         } else {

@@ -208,6 +208,8 @@ impl Sampler {
     /// Logs once when a family starts failing and once when it recovers.
     fn note_failures(&mut self, s: &Snapshot) {
         let now = s.unavailable();
+        #[cfg(windows)]
+        let now: Vec<&str> = now.into_iter().filter(|n| !windows::ABSENT.contains(n)).collect();
         for name in now.iter().filter(|n| !self.failed.contains(n)) {
             crate::warn!("{name} figures unavailable; serving null until they return");
         }

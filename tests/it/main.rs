@@ -14,3 +14,5 @@ mod robustness;
 mod security;
 mod soak;
 mod support;
+#[cfg(windows)]
+mod windows;

@@ -310,10 +310,11 @@ pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
     HEAVY.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Whether the tests run under an emulator (`cross/test-under-qemu.sh`), where
-/// load-sized tests scale their counts down.
+/// Whether the tests run under an emulator (`cross/test-under-qemu.sh`, or wine:
+/// `cross/test-under-wine.sh`), where load-sized tests scale their counts down.
 pub fn emulated() -> bool {
     std::env::var_os("FLUXSTAT_TEST_RUNNER").is_some_and(|r| !r.is_empty())
+        || std::env::var_os("FLUXSTAT_UNDER_WINE").is_some()
 }
 
 /// Polls `cond` until it holds or `PATIENCE` runs out.

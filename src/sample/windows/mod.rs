@@ -31,6 +31,9 @@ pub mod own;
 
 use std::time::Instant;
 
+/// The families Windows does not have: always `null`, never warned about.
+pub const ABSENT: &[&str] = &["load", "temperature"];
+
 use super::{Sampler, HOST_REFRESH, PROCESSES_REFRESH};
 use crate::snapshot::{Memory, Own, Snapshot, Swap};
 
