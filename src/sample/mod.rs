@@ -19,6 +19,8 @@ pub mod disk;
 #[cfg(not(windows))]
 pub mod host;
 pub mod load;
+#[cfg(any(target_vendor = "apple", test))]
+pub mod macos;
 pub mod memory;
 pub mod network;
 #[cfg(not(windows))]
