@@ -116,8 +116,8 @@ fn procfs_and_sysfs_are_refused_on_windows_and_not_needed() {
     };
     // No C:\proc on Windows, and the defaults still start.
     assert!(matches!(parse(&[], &[]), Ok(Action::Run(_))));
-    let e = parse(&["--procfs", "C:\\"], &[]).err().expect("refused").to_string();
+    let e = parse(&["--procfs", "C:\\"], &[]).expect_err("refused").to_string();
     assert_eq!(e, "--procfs: there is no procfs on Windows");
-    let e = parse(&[], &[("FLUXSTAT_SYSFS", "C:\\")]).err().expect("refused").to_string();
+    let e = parse(&[], &[("FLUXSTAT_SYSFS", "C:\\")]).expect_err("refused").to_string();
     assert_eq!(e, "FLUXSTAT_SYSFS: there is no sysfs on Windows");
 }

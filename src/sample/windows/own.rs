@@ -11,7 +11,7 @@ pub fn rss_bytes() -> Option<u64> {
     let size = u32::try_from(std::mem::size_of::<PROCESS_MEMORY_COUNTERS>()).ok()?;
     // SAFETY: the pseudo handle of this process; `c` is writable for `size` bytes.
     let ok = unsafe { K32GetProcessMemoryInfo(GetCurrentProcess(), &mut c, size) };
-    (ok != 0).then(|| c.WorkingSetSize as u64)
+    (ok != 0).then_some(c.WorkingSetSize as u64)
 }
 
 /// CPU time (user + kernel) in milliseconds.
