@@ -9,8 +9,8 @@
 //! `--procfs`/`--sysfs` by its own module (one per family), so those options
 //! apply and tests can point the readers at fixture trees.
 //!
-//! This is the one place that picks the platform: on Windows, `windows` reads the
-//! machine (`Sampler::read_machine`) and `own`; the Linux readers that call
+//! This is the one place that picks the platform: on Windows, `windows` has the
+//! `Sampler::sample` that reads the machine; the Linux readers that call
 //! Unix-only functions (`host`, `own`) are left out there, and `disk` and `network`
 //! lend their filters, `DiskReader` and `Rates`, which are platform-neutral.
 
@@ -28,8 +28,6 @@ pub mod own;
 pub mod temperature;
 #[cfg(windows)]
 pub mod windows;
-#[cfg(windows)]
-use windows::own;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -143,28 +141,10 @@ impl Sampler {
 
     /// Reads everything the document reports. The CPU figures cover the time since
     /// the previous call (or since `new`).
+    #[cfg(not(windows))]
     pub fn sample(&mut self) -> Snapshot {
         let started = Instant::now();
         self.last_cpu_refresh = started;
-        let mut snapshot = self.read_machine(started);
-        snapshot.taken_at_us = unix_micros(SystemTime::now());
-        let stats = &self.config.stats;
-        snapshot.own = Own {
-            interval_ms: u64::try_from(self.config.interval.as_millis()).unwrap_or(u64::MAX),
-            sample_duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-            rss_bytes: own::rss_bytes(),
-            cpu_time_ms: own::cpu_time_ms(),
-            connections_open: stats.open.load(Ordering::Relaxed) as u64,
-            requests_served: stats.requests.load(Ordering::Relaxed),
-        };
-        self.note_failures(&snapshot);
-        snapshot
-    }
-
-    /// Every family of the document but fluxstat's own figures, read on Linux (the
-    /// Windows one is in `windows`).
-    #[cfg(not(windows))]
-    fn read_machine(&mut self, started: Instant) -> Snapshot {
         self.sys.refresh_cpu_usage();
         let roots = &self.config.roots;
         let (memory, swap) = memory::read(&roots.procfs);
@@ -184,7 +164,7 @@ impl Sampler {
                 n
             }
         };
-        Snapshot {
+        let mut snapshot = Snapshot {
             uptime: load::read_uptime(&roots.procfs),
             cpu: cpu::read(&self.sys),
             memory,
@@ -196,8 +176,19 @@ impl Sampler {
             host: Some(host),
             processes,
             own: Own::default(),
-            taken_at_us: 0,
-        }
+            taken_at_us: unix_micros(SystemTime::now()),
+        };
+        let stats = &self.config.stats;
+        snapshot.own = Own {
+            interval_ms: u64::try_from(self.config.interval.as_millis()).unwrap_or(u64::MAX),
+            sample_duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            rss_bytes: own::rss_bytes(),
+            cpu_time_ms: own::cpu_time_ms(),
+            connections_open: stats.open.load(Ordering::Relaxed) as u64,
+            requests_served: stats.requests.load(Ordering::Relaxed),
+        };
+        self.note_failures(&snapshot);
+        snapshot
     }
 
     /// Samples and serialises.

@@ -29,13 +29,14 @@ pub mod host;
 pub mod network;
 pub mod own;
 
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 /// The families Windows does not have: always `null`, never warned about.
 pub const ABSENT: &[&str] = &["load", "temperature"];
 
-use super::{Sampler, HOST_REFRESH, PROCESSES_REFRESH};
-use crate::snapshot::{Memory, Own, Snapshot, Swap};
+// Ordering and Own as the parent module imports them for its Linux `sample`.
+use super::{unix_micros, Ordering, Own, Sampler, HOST_REFRESH, PROCESSES_REFRESH};
+use crate::snapshot::{Memory, Snapshot, Swap};
 
 /// A NUL-terminated UTF-16 string for a Win32 `PCWSTR` argument.
 pub(crate) fn wide(s: &str) -> Vec<u16> {
@@ -49,8 +50,29 @@ pub(crate) fn from_wide(buf: &[u16]) -> String {
 }
 
 impl Sampler {
-    /// Every family of the document but fluxstat's own figures, read on Windows.
-    pub(super) fn read_machine(&mut self, started: Instant) -> Snapshot {
+    /// Reads everything the document reports, on Windows (the Linux `sample` is in
+    /// the parent module). The CPU figures cover the time since the previous call
+    /// (or since `new`).
+    pub fn sample(&mut self) -> Snapshot {
+        let started = Instant::now();
+        self.last_cpu_refresh = started;
+        let mut snapshot = self.read_machine(started);
+        snapshot.taken_at_us = unix_micros(SystemTime::now());
+        let stats = &self.config.stats;
+        snapshot.own = Own {
+            interval_ms: u64::try_from(self.config.interval.as_millis()).unwrap_or(u64::MAX),
+            sample_duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            rss_bytes: own::rss_bytes(),
+            cpu_time_ms: own::cpu_time_ms(),
+            connections_open: stats.open.load(Ordering::Relaxed) as u64,
+            requests_served: stats.requests.load(Ordering::Relaxed),
+        };
+        self.note_failures(&snapshot);
+        snapshot
+    }
+
+    /// Every family of the document but fluxstat's own figures.
+    fn read_machine(&mut self, started: Instant) -> Snapshot {
         self.sys.refresh_memory();
         let host = match &self.host {
             Some((at, host)) if at.elapsed() < HOST_REFRESH => host.clone(),
