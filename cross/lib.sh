@@ -159,6 +159,15 @@ cross_cargo() {
             flags+=(-Clink-self-contained=no)
             ;;
     esac
+    if is_windows_target "$target"; then
+        # x64 Windows unwinds through its own tables (.pdata/.xdata): rustc refuses
+        # to build without them.
+        local f keep=()
+        for f in "${flags[@]}"; do
+            [[ $f == -Cforce-unwind-tables=no ]] || keep+=("$f")
+        done
+        flags=("${keep[@]}")
+    fi
     case "$target" in
         armv7-*)
             # Thumb-2 instead of the target's default A32 encoding: every ARMv7-A core
