@@ -57,6 +57,8 @@ fn run(config: Config) -> Result<(), String> {
     let access = access(&config)?;
     // Registered first, so a signal during start-up is not lost.
     let mut signals = Signals::new(SIGNALS).map_err(|e| format!("cannot handle signals: {e}"))?;
+    #[cfg(windows)]
+    let console = fluxstat::windows::console_events().map_err(|e| format!("cannot handle console events: {e}"))?;
 
     let stats = Arc::new(Stats::default());
     let sampler = SamplerConfig {
@@ -84,14 +86,27 @@ fn run(config: Config) -> Result<(), String> {
         shutdown_grace: SHUTDOWN_GRACE,
         access,
     };
+    #[cfg(not(windows))]
     let shutdown = async move {
         if let Some(Ok(signal)) = signals.next().await {
             let name = if signal == Signal::Int { "SIGINT" } else { "SIGTERM" };
             info!("received {name}, shutting down");
         }
     };
+    // Ctrl-C, or a console event: Ctrl-Break, window closed, logoff, shutdown.
+    #[cfg(windows)]
+    let shutdown = async move {
+        let ctrl_c = async {
+            let _ = signals.next().await;
+            "Ctrl-C"
+        };
+        let name = futures_lite::future::or(ctrl_c, console.next()).await;
+        info!("received {name}, shutting down");
+    };
     server::run(listeners, latest, settings, stats, shutdown).map_err(|e| format!("server failed: {e}"))?;
     info!("stopped");
+    #[cfg(windows)]
+    fluxstat::windows::stopped();
     Ok(())
 }
 

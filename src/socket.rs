@@ -6,8 +6,9 @@
 //! Platforms differ in three places, kept here: where the socket type takes no
 //! SOCK_CLOEXEC (macOS) the flag is set right after; SO_REUSEADDR, which on Unix only
 //! lets a restarted server bind past TIME_WAIT, would let another program steal the
-//! port on Windows and is not set there; and Winsock is started before the first
-//! socket on Windows (std does it for its own sockets, rustix does not).
+//! port on Windows, which gets SO_EXCLUSIVEADDRUSE instead; and Winsock is started
+//! before the first socket on Windows (std does it for its own sockets, rustix does
+//! not). The Windows calls are in `crate::windows`.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -20,7 +21,7 @@ const BACKLOG: i32 = 1024;
 pub fn listen(addr: SocketAddr, dual_stack: bool) -> io::Result<TcpListener> {
     let family = if addr.is_ipv6() { AddressFamily::INET6 } else { AddressFamily::INET };
     #[cfg(windows)]
-    rustix::net::wsa_startup()?;
+    crate::windows::start_winsock()?;
     #[cfg(not(any(windows, target_vendor = "apple")))]
     let fd = rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::CLOEXEC, None)?;
     #[cfg(any(windows, target_vendor = "apple"))]
@@ -29,6 +30,8 @@ pub fn listen(addr: SocketAddr, dual_stack: bool) -> io::Result<TcpListener> {
     rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC)?;
     #[cfg(not(windows))]
     sockopt::set_socket_reuseaddr(&fd, true)?;
+    #[cfg(windows)]
+    crate::windows::exclusive_address(&fd)?;
     if addr.is_ipv6() {
         sockopt::set_ipv6_v6only(&fd, !dual_stack)?;
     }
