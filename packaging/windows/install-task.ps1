@@ -12,7 +12,7 @@ param(
     [int]$Port = 8001
 )
 $ErrorActionPreference = "Stop"
-if (-not (Test-Path $Exe)) { throw "no $Exe: copy fluxstat.exe there or pass -Exe" }
+if (-not (Test-Path $Exe)) { throw "no ${Exe}: copy fluxstat.exe there or pass -Exe" }
 
 $action = if ($Arguments) { New-ScheduledTaskAction -Execute $Exe -Argument $Arguments } else { New-ScheduledTaskAction -Execute $Exe }
 $trigger = New-ScheduledTaskTrigger -AtStartup
