@@ -14,6 +14,8 @@ source "$here/lib.sh"
 "$here/setup.sh"
 use_cross_toolchain
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$FLUXSTAT_CROSS_CACHE/target-check}"
+# Warnings fail the check, as clippy's -D warnings does for the native build.
+export RUSTFLAGS="-D warnings"
 
 cd "$REPO_ROOT"
 for target in aarch64-apple-darwin x86_64-apple-darwin; do

@@ -231,3 +231,155 @@ mod tests {
         assert_eq!((unknown.hostname, unknown.os, unknown.kernel, unknown.arch), (None, None, None, None));
     }
 }
+
+/// The macOS `Sampler::sample`: sysinfo for every family (it works there; only
+/// temperatures are left `null`), mapped by the functions above.
+#[cfg(target_vendor = "apple")]
+mod sampler {
+    use std::time::{Instant, SystemTime};
+
+    use sysinfo::{Disks, Networks, ProcessRefreshKind, ProcessesToUpdate, System};
+
+    use super::{disks, host, interface, load, memory, swap, DiskValues, DEFAULT_EXCLUDE_FS, DEFAULT_EXCLUDE_MOUNT};
+    use crate::glob::GlobList;
+    use crate::sample::disk::DiskFilter;
+    use crate::sample::network::DevLine;
+    use crate::sample::{cpu, sort_short, unix_micros, Ordering, Own, Sampler, HOST_REFRESH, PROCESSES_REFRESH};
+    use crate::snapshot::Snapshot;
+
+    /// sysinfo's disk and network lists, kept between samples.
+    pub struct Lists {
+        disks: Option<Disks>,
+        networks: Option<Networks>,
+        /// The macOS system volumes, left out on top of `--disk-exclude-*` until the
+        /// configuration has per-platform defaults.
+        system_volumes: DiskFilter,
+    }
+
+    impl Lists {
+        pub fn new() -> Lists {
+            Lists {
+                disks: Disks::new_with_refreshed_list().ok(),
+                networks: Networks::new_with_refreshed_list().ok(),
+                system_volumes: DiskFilter {
+                    exclude_fs: GlobList::parse(DEFAULT_EXCLUDE_FS),
+                    exclude_mount: GlobList::parse(DEFAULT_EXCLUDE_MOUNT),
+                },
+            }
+        }
+    }
+
+    impl Sampler {
+        /// Reads everything the document reports, on macOS. The CPU figures cover
+        /// the time since the previous call (or since `new`).
+        pub fn sample(&mut self) -> Snapshot {
+            let started = Instant::now();
+            self.last_cpu_refresh = started;
+            self.sys.refresh_cpu_usage();
+            self.sys.refresh_memory();
+            let host = match &self.host {
+                Some((at, host)) if at.elapsed() < HOST_REFRESH => host.clone(),
+                _ => {
+                    let host = host(
+                        System::host_name().ok(),
+                        System::long_os_version().ok(),
+                        System::kernel_version().ok(),
+                        &System::cpu_arch(),
+                    );
+                    self.host = Some((started, host.clone()));
+                    host
+                }
+            };
+            let processes = match self.processes {
+                Some((at, n)) if at.elapsed() < PROCESSES_REFRESH => n,
+                _ => {
+                    self.sys.refresh_processes_specifics(ProcessesToUpdate::All, true, ProcessRefreshKind::nothing());
+                    let n = Some(self.sys.processes().len() as u64);
+                    self.processes = Some((started, n));
+                    n
+                }
+            };
+            let lists = &mut self.lists;
+            let disks = lists.disks.as_mut().map(|list| {
+                list.refresh(true);
+                let values = list
+                    .iter()
+                    .map(|d| DiskValues {
+                        name: d.name().to_string_lossy().into_owned(),
+                        mount: d.mount_point().to_string_lossy().into_owned(),
+                        filesystem: d.file_system().to_string_lossy().into_owned(),
+                        total: d.total_space(),
+                        available: d.available_space(),
+                        read_only: d.is_read_only(),
+                    })
+                    .filter(|v| {
+                        let s = &lists.system_volumes;
+                        !s.exclude_fs.matches(&v.filesystem) && !s.exclude_mount.matches(&v.mount)
+                    })
+                    .collect();
+                disks(values, &self.config.disks)
+            });
+            let filter = &self.config.network;
+            let rates = &mut self.rates;
+            let network = lists.networks.as_mut().map(|list| {
+                list.refresh(true);
+                let mut lines: Vec<DevLine> = list
+                    .iter()
+                    .filter_map(|(name, d)| {
+                        let name = name.to_str().filter(|n| filter.keeps(n))?;
+                        Some(interface(
+                            name,
+                            d.total_received(),
+                            d.total_packets_received(),
+                            d.total_errors_on_received(),
+                            d.total_transmitted(),
+                            d.total_packets_transmitted(),
+                            d.total_errors_on_transmitted(),
+                        ))
+                    })
+                    .collect();
+                sort_short(&mut lines, |l| l.name.as_str());
+                rates.update(lines, started)
+            });
+            let (rss_bytes, cpu_time_ms) = self.own_figures();
+            let mut snapshot = Snapshot {
+                uptime: System::uptime().ok(),
+                cpu: cpu::read(&self.sys),
+                memory: memory(self.sys.total_memory(), self.sys.free_memory(), self.sys.available_memory()),
+                swap: Some(swap(self.sys.total_swap(), self.sys.free_swap())),
+                load: System::load_average().ok().and_then(|l| load(l.one, l.five, l.fifteen)),
+                disks,
+                network,
+                temperatures: None,
+                host: Some(host),
+                processes,
+                own: Own::default(),
+                taken_at_us: unix_micros(SystemTime::now()),
+            };
+            let stats = &self.config.stats;
+            snapshot.own = Own {
+                interval_ms: u64::try_from(self.config.interval.as_millis()).unwrap_or(u64::MAX),
+                sample_duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+                rss_bytes,
+                cpu_time_ms,
+                connections_open: stats.open.load(Ordering::Relaxed) as u64,
+                requests_served: stats.requests.load(Ordering::Relaxed),
+            };
+            self.note_failures(&snapshot);
+            snapshot
+        }
+
+        /// fluxstat's resident memory (bytes) and CPU time (ms), from sysinfo.
+        fn own_figures(&mut self) -> (Option<u64>, Option<u64>) {
+            let Ok(pid) = sysinfo::get_current_pid() else { return (None, None) };
+            let kind = ProcessRefreshKind::nothing().with_memory().with_cpu();
+            self.sys.refresh_processes_specifics(ProcessesToUpdate::Some(&[pid]), false, kind);
+            match self.sys.process(pid) {
+                Some(p) => (Some(p.memory()), Some(p.accumulated_cpu_time())),
+                None => (None, None),
+            }
+        }
+    }
+}
+#[cfg(target_vendor = "apple")]
+pub use sampler::Lists;

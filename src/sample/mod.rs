@@ -10,7 +10,7 @@
 //! apply and tests can point the readers at fixture trees.
 //!
 //! This is the one place that picks the platform: on Windows, `windows` has the
-//! `Sampler::sample` that reads the machine; the Linux readers that call
+//! `Sampler::sample` that reads the machine, on macOS `macos` has it; the Linux readers that call
 //! Unix-only functions (`host`, `own`) are left out there, and `disk` and `network`
 //! lend their filters, `DiskReader` and `Rates`, which are platform-neutral.
 
@@ -94,11 +94,15 @@ pub struct Sampler {
     sys: sysinfo::System,
     #[cfg(windows)]
     cpu: windows::cpu::Meter,
+    #[cfg(target_vendor = "apple")]
+    lists: macos::Lists,
     config: SamplerConfig,
     last_cpu_refresh: Instant,
     seq: u64,
     failed: Vec<&'static str>,
     rates: network::Rates,
+    // macOS reads disks through sysinfo (macos::Lists).
+    #[cfg_attr(target_vendor = "apple", allow(dead_code))]
     disks: disk::DiskReader,
     host: Option<(Instant, Host)>,
     processes: Option<(Instant, Option<u64>)>,
@@ -128,6 +132,8 @@ impl Sampler {
             sys,
             #[cfg(windows)]
             cpu: windows::cpu::Meter::start(),
+            #[cfg(target_vendor = "apple")]
+            lists: macos::Lists::new(),
             config,
             last_cpu_refresh: Instant::now(),
             seq: 0,
@@ -141,7 +147,7 @@ impl Sampler {
 
     /// Reads everything the document reports. The CPU figures cover the time since
     /// the previous call (or since `new`).
-    #[cfg(not(windows))]
+    #[cfg(not(any(windows, target_vendor = "apple")))]
     pub fn sample(&mut self) -> Snapshot {
         let started = Instant::now();
         self.last_cpu_refresh = started;
