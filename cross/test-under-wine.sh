@@ -31,16 +31,16 @@ export "$(cargo_target_var "$target")RUNNER=wine"
 export FLUXSTAT_UNDER_WINE=1
 
 # The tests that cannot apply to Windows, each with its reason, are listed in
-# cross/windows/linux-only-tests.
+# cross/windows/skipped-tests.
 skips=()
 while read -r name _; do
     [[ -z $name || $name == \#* ]] || skips+=(--skip "$name")
-done <"$here/windows/linux-only-tests"
+done <"$here/windows/skipped-tests"
 # What wine's drive C: stands on, for tests/it/windows.rs: blocks, bavail, block size.
 FLUXSTAT_WINE_DRIVE_C="$(stat -f -c '%b %a %S' "$WINEPREFIX/drive_c")"
 export FLUXSTAT_WINE_DRIVE_C
 
-log "cargo test --target $target under wine ($((${#skips[@]} / 2)) Linux-only test names skipped)"
+log "cargo test --target $target under wine ($((${#skips[@]} / 2)) test names skipped)"
 started=$SECONDS
 cross_cargo gcc test "$target" -Zbuild-std "$@" -- "${skips[@]}"
 log "$target: tests passed under wine in $((SECONDS - started)) s"

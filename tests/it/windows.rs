@@ -138,3 +138,25 @@ fn procfs_and_sysfs_are_refused_on_windows_and_not_needed() {
     let e = parse(&[], &[("FLUXSTAT_SYSFS", "C:\\")]).expect_err("refused").to_string();
     assert_eq!(e, "FLUXSTAT_SYSFS: there is no sysfs on Windows");
 }
+
+#[test]
+fn ctrl_break_stops_the_server_cleanly_within_2s() {
+    use std::os::windows::process::CommandExt;
+    use windows_sys::Win32::System::Console::{GenerateConsoleCtrlEvent, CTRL_BREAK_EVENT};
+    // Its own process group, so that the event reaches fluxstat and not the tests.
+    const CREATE_NEW_PROCESS_GROUP: u32 = 0x200;
+    let mut cmd = crate::cli::fluxstat();
+    cmd.args(["--listen", "127.0.0.1:0"]).creation_flags(CREATE_NEW_PROCESS_GROUP);
+    let mut server = crate::cli::Running::start(&mut cmd);
+    let addr = server.listening_addr();
+    assert_eq!(crate::support::Client::connect(addr).get("/metrics").status, 200);
+    // SAFETY: plain call with the child's process group id (its pid).
+    let sent = unsafe { GenerateConsoleCtrlEvent(CTRL_BREAK_EVENT, server.child.id()) };
+    assert_ne!(sent, 0, "GenerateConsoleCtrlEvent: {}", std::io::Error::last_os_error());
+    let (code, took) = server.wait_exit();
+    assert_eq!(code, 0);
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    let lines = server.all_lines();
+    assert!(lines.iter().any(|l| l.contains("received Ctrl-Break, shutting down")), "{lines:?}");
+    assert!(lines.iter().any(|l| l.ends_with("stopped")), "{lines:?}");
+}
