@@ -27,7 +27,7 @@ cross_cargo gcc test "$target" -Zbuild-std --no-run "$@"
 wine_prefix_start
 trap wine_prefix_stop EXIT
 export "$(cargo_target_var "$target")RUNNER=wine"
-# Tells the tests they run under wine (what support::under_wine() reads).
+# Tells the tests they run under wine (support::emulated, tests/it/windows.rs).
 export FLUXSTAT_UNDER_WINE=1
 
 # The tests that cannot apply to Windows, each with its reason, are listed in
