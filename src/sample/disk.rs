@@ -23,7 +23,6 @@
 //! indices, O(n log n) in the number of mounts (10,000 on a container host).
 
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -60,8 +59,9 @@ pub struct DiskFilter {
 impl Default for DiskFilter {
     fn default() -> Self {
         DiskFilter {
-            exclude_fs: GlobList::parse(DEFAULT_EXCLUDE_FS),
-            exclude_mount: GlobList::parse(DEFAULT_EXCLUDE_MOUNT),
+            // This platform's (`sample` picks them).
+            exclude_fs: GlobList::parse(super::DEFAULT_EXCLUDE_FS),
+            exclude_mount: GlobList::parse(super::DEFAULT_EXCLUDE_MOUNT),
         }
     }
 }
@@ -111,6 +111,11 @@ pub struct FsInfo {
 /// The statvfs call; replaceable so tests can simulate a filesystem that hangs.
 pub type StatFn = fn(&Path) -> io::Result<FsInfo>;
 
+/// Windows' equivalent, by drive letter (`C:\`).
+#[cfg(windows)]
+pub use super::windows::disk::statvfs;
+
+#[cfg(not(windows))]
 pub fn statvfs(path: &Path) -> io::Result<FsInfo> {
     let st = rustix::fs::statvfs(path)?;
     Ok(FsInfo {
@@ -355,7 +360,7 @@ pub fn parse_line(line: &[u8]) -> Option<Mount> {
         dev,
         whole: root == b"/",
         mount: fs::decode(&path),
-        path: PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(path)),
+        path: fs::os_path(path),
         fstype: fs::decode(&unescape(fstype)),
         source: fs::decode(&unescape(source)),
     })
@@ -393,7 +398,7 @@ fn unescape(b: &[u8]) -> Vec<u8> {
 /// Three sorts of indices, so the cost is O(n log n) in the number of mounts.
 pub fn select(mounts: Vec<Mount>, filter: &DiskFilter) -> Vec<Mount> {
     fn bytes(m: &Mount) -> &[u8] {
-        m.path.as_os_str().as_bytes()
+        m.path.as_os_str().as_encoded_bytes()
     }
     // 1. Keep only the top mount of each mount point (later lines are on top),
     // 2. and only those the filters keep.
@@ -739,6 +744,6 @@ mod tests {
         let got = select(parse_mountinfo(table), &DiskFilter::default());
         let shown: Vec<(&str, &str)> = got.iter().map(|m| (m.mount.as_str(), m.source.as_str())).collect();
         assert_eq!(shown, [("/", "/dev/sda2"), ("/media/USB caf\\xe9", "/dev/sdb\\xff"), ("/media/café", "/dev/sdc1")]);
-        assert_eq!(got[1].path.as_os_str().as_bytes(), b"/media/USB caf\xe9", "the bytes statvfs is called on");
+        assert_eq!(got[1].path.as_os_str().as_encoded_bytes(), b"/media/USB caf\xe9", "the bytes statvfs is called on");
     }
 }

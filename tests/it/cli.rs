@@ -20,6 +20,9 @@ pub fn fluxstat() -> Command {
     cmd.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
     // The emulator's own settings (QEMU_LD_PREFIX in cross's images) survive env_clear.
     cmd.envs(std::env::vars().filter(|(k, _)| k.starts_with("QEMU_")));
+    // Winsock does not start without SystemRoot.
+    #[cfg(windows)]
+    cmd.envs(std::env::vars().filter(|(k, _)| k.eq_ignore_ascii_case("SystemRoot")));
     cmd
 }
 

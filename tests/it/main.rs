@@ -13,7 +13,12 @@ mod metrics;
 mod process;
 mod properties;
 mod robustness;
+// Sensor readers under a deadline, FIFOs, SIGTERM, procfs misses: Linux-only
+// (cross/windows/skipped-tests).
+#[cfg(procfs)]
 mod sampling;
 mod security;
 mod soak;
 mod support;
+#[cfg(windows)]
+mod windows;
