@@ -139,24 +139,53 @@ fn procfs_and_sysfs_are_refused_on_windows_and_not_needed() {
     assert_eq!(e, "FLUXSTAT_SYSFS: there is no sysfs on Windows");
 }
 
+/// Sends a console event to the fluxstat whose pid is in `FLUXSTAT_CONSOLE_EVENT`
+/// (`EVENT PID`), from a process of its own: this test binary, run again by
+/// `cli::Running::console_event` for just this test. It leaves its own console
+/// (if any), attaches to fluxstat's (each fluxstat the tests start has a console
+/// of its own, `cli::fluxstat`), ignores the event itself and raises it for every
+/// process of that console. Doing this in the test process would move all the
+/// tests' threads onto another console.
 #[test]
-fn ctrl_break_stops_the_server_cleanly_within_2s() {
-    use std::os::windows::process::CommandExt;
-    use windows_sys::Win32::System::Console::{GenerateConsoleCtrlEvent, CTRL_BREAK_EVENT};
-    // Its own process group, so that the event reaches fluxstat and not the tests.
-    const CREATE_NEW_PROCESS_GROUP: u32 = 0x200;
-    let mut cmd = crate::cli::fluxstat();
-    cmd.args(["--listen", "127.0.0.1:0"]).creation_flags(CREATE_NEW_PROCESS_GROUP);
-    let mut server = crate::cli::Running::start(&mut cmd);
+#[ignore = "a helper: run by cli::Running::console_event"]
+fn console_event_helper() {
+    use windows_sys::Win32::System::Console::{
+        AttachConsole, FreeConsole, GenerateConsoleCtrlEvent, SetConsoleCtrlHandler,
+    };
+    let Ok(spec) = std::env::var("FLUXSTAT_CONSOLE_EVENT") else { return };
+    let mut words = spec.split_whitespace().map(|w| w.parse::<u32>().expect("EVENT PID"));
+    let (event, pid) = (words.next().expect("EVENT"), words.next().expect("PID"));
+    // SAFETY: plain Win32 calls without pointers.
+    unsafe {
+        FreeConsole();
+        assert_ne!(AttachConsole(pid), 0, "AttachConsole({pid}): {}", std::io::Error::last_os_error());
+        assert_ne!(SetConsoleCtrlHandler(None, 1), 0, "ignore the event here");
+        let sent = GenerateConsoleCtrlEvent(event, 0);
+        assert_ne!(sent, 0, "GenerateConsoleCtrlEvent({event}): {}", std::io::Error::last_os_error());
+    }
+}
+
+/// Starts fluxstat in a console of its own, sends it `event` through that console
+/// as Windows does, and checks that it stops cleanly within 2 s saying why.
+fn console_event_stops_the_server(event: u32, name: &str) {
+    let mut server = crate::cli::Running::start(crate::cli::fluxstat().args(["--listen", "127.0.0.1:0"]));
     let addr = server.listening_addr();
     assert_eq!(crate::support::Client::connect(addr).get("/metrics").status, 200);
-    // SAFETY: plain call with the child's process group id (its pid).
-    let sent = unsafe { GenerateConsoleCtrlEvent(CTRL_BREAK_EVENT, server.child.id()) };
-    assert_ne!(sent, 0, "GenerateConsoleCtrlEvent: {}", std::io::Error::last_os_error());
+    server.console_event(event);
     let (code, took) = server.wait_exit();
-    assert_eq!(code, 0);
-    assert!(took < Duration::from_secs(2), "took {took:?}");
+    assert_eq!(code, 0, "{name}");
+    assert!(took < Duration::from_secs(2), "{name}: took {took:?}");
     let lines = server.all_lines();
-    assert!(lines.iter().any(|l| l.contains("received Ctrl-Break, shutting down")), "{lines:?}");
+    assert!(lines.iter().any(|l| l.contains(&format!("received {name}, shutting down"))), "{lines:?}");
     assert!(lines.iter().any(|l| l.ends_with("stopped")), "{lines:?}");
+}
+
+#[test]
+fn ctrl_c_stops_the_server_cleanly_within_2s() {
+    console_event_stops_the_server(windows_sys::Win32::System::Console::CTRL_C_EVENT, "Ctrl-C");
+}
+
+#[test]
+fn ctrl_break_stops_the_server_cleanly_within_2s() {
+    console_event_stops_the_server(windows_sys::Win32::System::Console::CTRL_BREAK_EVENT, "Ctrl-Break");
 }
