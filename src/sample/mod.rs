@@ -86,16 +86,19 @@ use {
     files::{KeptFile, Miss, SMALL, TABLE},
     worker::{Refused, Worker},
 };
+
 // The first sample's hand-over (`Starting`) is a socket pair, which the executor
 // can wait on; Windows has none: a loopback connection there (`windows::Pair`).
-#[cfg(target_vendor = "apple")]
-use macos::ABSENT;
 #[cfg(unix)]
 use std::os::unix::net::UnixStream as Ready;
 #[cfg(windows)]
-use windows::ABSENT;
-#[cfg(windows)]
 use {crate::windows::Pair as _, std::net::TcpStream as Ready};
+
+// The families a platform does not have (`note_failures`).
+#[cfg(target_vendor = "apple")]
+use macos::ABSENT;
+#[cfg(windows)]
+use windows::ABSENT;
 
 // This platform's default `--disk-exclude-fs`, `--disk-exclude-mount` and `--net-exclude`.
 #[cfg(target_vendor = "apple")]

@@ -3,7 +3,9 @@
 //! runs these, see cross/test-under-wine.sh) the host's `/proc` is linked at
 //! `C:\hostproc` (cross/lib.sh, wine_prefix_start), and the script passes the statvfs of
 //! the prefix's `drive_c` in FLUXSTAT_WINE_DRIVE_C (`blocks bavail block_size`).
-//! On a real Windows only the checks that need no Linux view run.
+//! On a real Windows only the checks that need no Linux view run. Also: Ctrl-C
+//! (and, on a real Windows, Ctrl-Break) sent through the console of the fluxstat
+//! under test, by a helper process (`console_event_helper`), as Windows sends them.
 
 use std::time::Duration;
 
@@ -137,6 +139,15 @@ fn procfs_and_sysfs_are_refused_on_windows_and_not_needed() {
     assert_eq!(e, "--procfs: there is no procfs on Windows");
     let e = parse(&[], &[("FLUXSTAT_SYSFS", "C:\\")]).expect_err("refused").to_string();
     assert_eq!(e, "FLUXSTAT_SYSFS: there is no sysfs on Windows");
+    // --help says so, with the platform's default excludes and no Linux path.
+    let help = config::help();
+    assert!(help.contains("Linux only: refused on this system, which has no procfs."), "{help}");
+    assert!(!help.contains("/proc]") && !help.contains("/sys]"), "{help}");
+    assert!(help.contains("[default: isatap*,Teredo*,6to4*,"), "{help}");
+    // The binary: exit 2, one line on stderr.
+    let out = crate::cli::fluxstat().args(["--sysfs", "C:\\"]).output().expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), "fluxstat: --sysfs: there is no sysfs on Windows");
 }
 
 /// Sends a console event to the fluxstat whose pid is in `FLUXSTAT_CONSOLE_EVENT`
