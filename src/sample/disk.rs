@@ -22,7 +22,8 @@
 //! statvfs is called on the mount point's original bytes. Steps 1–5 are sorts of
 //! indices, O(n log n) in the number of mounts (10,000 on a container host).
 
-use std::io;
+use std::fs::File;
+use std::io::{self, Seek, SeekFrom};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -138,6 +139,57 @@ pub struct DiskReader {
     worker: Option<Worker>,
     /// Mounts whose statvfs did not return, with the abandoned worker stuck in it.
     stuck: Vec<(PathBuf, Arc<Shared>)>,
+    /// The kept-open mount table of a real procfs and the mounts last selected.
+    table: Option<MountTable>,
+    /// How many times the mount table was read and its mounts selected.
+    table_reads: u64,
+}
+
+/// `/proc/self/mountinfo` kept open, and the mounts selected from it. The kernel
+/// marks the open file when the mount table changes (proc(5): `poll` reports
+/// `POLLPRI | POLLERR`), so the table is read and the mounts selected again only
+/// then; statvfs still asks every listed mount every sample. Only a file on a
+/// real procfs (`fstatfs` says `PROC_SUPER_MAGIC`, checked once at open) is
+/// watched: a regular file in a `--procfs` fixture tree never signals, and is
+/// read afresh every sample.
+struct MountTable {
+    procfs: PathBuf,
+    file: File,
+    /// The filter and the mounts it selected, as of the last change seen.
+    selected: Option<(DiskFilter, Vec<Mount>)>,
+}
+
+/// procfs's `f_type` (statfs(2)).
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+
+impl MountTable {
+    /// Opens the table; `None` when it is not on a real procfs.
+    fn open(procfs: &Path) -> io::Result<Option<MountTable>> {
+        let file = fs::open(&procfs.join("self/mountinfo"))?;
+        let on_procfs = rustix::fs::fstatfs(&file).is_ok_and(|st| i64::from(st.f_type) == PROC_SUPER_MAGIC);
+        Ok(on_procfs.then(|| MountTable { procfs: procfs.to_owned(), file, selected: None }))
+    }
+
+    /// Whether the mount table changed since the last call (or the open); an
+    /// error counts as a change.
+    fn changed(&self) -> bool {
+        let mut fds = [rustix::event::PollFd::new(&self.file, rustix::event::PollFlags::PRI)];
+        let now = rustix::event::Timespec { tv_sec: 0, tv_nsec: 0 };
+        match rustix::event::poll(&mut fds, Some(&now)) {
+            Ok(0) => false,
+            Ok(_) => true,
+            Err(_) => true,
+        }
+    }
+
+    /// The whole table again, from the start.
+    fn read(&self) -> io::Result<Vec<Mount>> {
+        let mut mounts = Vec::new();
+        let mut file = &self.file;
+        file.seek(SeekFrom::Start(0))?;
+        fs::for_each_line(&mut file, MAX_LINE, MAX_TABLE, &mut |line| mounts.extend(parse_line(line)))?;
+        Ok(mounts)
+    }
 }
 
 /// A statvfs thread and the exchange it shares with the sampler: one mutex and
@@ -189,7 +241,11 @@ impl Shared {
             ex.current = None;
             ex.results.push((index, r));
             if ex.jobs.is_empty() {
+                // Notified once the lock is released, so that the sampler, woken,
+                // does not block on the mutex this thread still holds.
+                drop(ex);
                 self.batch_done.notify_one();
+                ex = self.lock();
             }
         }
     }
@@ -222,24 +278,65 @@ impl DiskReader {
     }
 
     pub fn with_stat(stat: StatFn, timeout: Duration) -> DiskReader {
-        DiskReader { stat, timeout, worker: None, stuck: Vec::new() }
+        DiskReader { stat, timeout, worker: None, stuck: Vec::new(), table: None, table_reads: 0 }
     }
 
-    /// Reads the mount table and the figures of every listed mount. `None` when the
-    /// mount table itself cannot be read; a mount whose statvfs fails is skipped.
+    /// Reads the mount table (on procfs, only when it changed) and the figures of
+    /// every listed mount. `None` when the mount table itself cannot be read; a
+    /// mount whose statvfs fails is skipped.
     pub fn read(&mut self, procfs: &Path, filter: &DiskFilter) -> Option<Vec<Disk>> {
-        let mut mounts = Vec::new();
-        fs::read_lines(&procfs.join("self/mountinfo"), MAX_LINE, MAX_TABLE, &mut |line| {
-            mounts.extend(parse_line(line))
-        })
-        .ok()?;
-        Some(self.read_mounts(select(mounts, filter)))
+        if self.table.as_ref().is_some_and(|t| t.procfs != procfs) {
+            self.table = None;
+        }
+        if self.table.is_none() {
+            self.table = MountTable::open(procfs).ok().flatten();
+        }
+        let Some(table) = &mut self.table else {
+            // Not procfs (a fixture tree), or not readable: read afresh every sample.
+            let mut mounts = Vec::new();
+            fs::read_lines(&procfs.join("self/mountinfo"), MAX_LINE, MAX_TABLE, &mut |line| {
+                mounts.extend(parse_line(line))
+            })
+            .ok()?;
+            self.table_reads += 1;
+            return Some(self.read_mounts(select(mounts, filter)));
+        };
+        let fresh = matches!(&table.selected, Some((f, _)) if f == filter);
+        // `changed` also takes the mark, so a change after it is seen next sample.
+        if !fresh || table.changed() {
+            table.selected = None;
+            self.table_reads += 1;
+            match table.read() {
+                Ok(mounts) => table.selected = Some((filter.clone(), select(mounts, filter))),
+                Err(_) => {
+                    // Opened again next sample.
+                    self.table = None;
+                    return None;
+                }
+            }
+        }
+        let mounts = self.table.as_mut().and_then(|t| t.selected.take());
+        let Some((filter, mounts)) = mounts else { return None };
+        let disks = self.disks_of(&mounts);
+        if let Some(t) = &mut self.table {
+            t.selected = Some((filter, mounts));
+        }
+        Some(disks)
+    }
+
+    /// How many times the mount table was read (and its mounts selected).
+    pub fn table_reads(&self) -> u64 {
+        self.table_reads
     }
 
     pub fn read_mounts(&mut self, mounts: Vec<Mount>) -> Vec<Disk> {
-        let infos = self.stat_all(&mounts);
+        self.disks_of(&mounts)
+    }
+
+    fn disks_of(&mut self, mounts: &[Mount]) -> Vec<Disk> {
+        let infos = self.stat_all(mounts);
         let mut disks = Vec::with_capacity(mounts.len());
-        disks.extend(mounts.into_iter().zip(infos).filter_map(|(m, info)| {
+        disks.extend(mounts.iter().zip(infos).filter_map(|(m, info)| {
             let (usage, read_only, inodes) = match info {
                 Answer::Ok(i) if i.stats.blocks == 0 => return None,
                 Answer::Ok(i) => (
@@ -250,7 +347,14 @@ impl DiskReader {
                 Answer::Failed => return None,
                 Answer::Silent => (None, None, None),
             };
-            Some(Disk { name: m.source, mount: m.mount, filesystem: m.fstype, usage, read_only, inodes })
+            Some(Disk {
+                name: m.source.clone(),
+                mount: m.mount.clone(),
+                filesystem: m.fstype.clone(),
+                usage,
+                read_only,
+                inodes,
+            })
         }));
         disks
     }
@@ -278,7 +382,11 @@ impl DiskReader {
             // thread needs no malloc arena of its own.
             ex.results.reserve(jobs.len());
             ex.jobs = std::mem::take(&mut jobs);
+            // The worker is woken with the lock released: woken while it is held,
+            // it would wake only to block on the mutex (one more switch each way).
+            drop(ex);
             shared.job_ready.notify_one();
+            ex = shared.lock();
             loop {
                 let wait = match ex.current {
                     _ if ex.jobs.is_empty() && ex.current.is_none() => break,
@@ -740,5 +848,62 @@ mod tests {
         let shown: Vec<(&str, &str)> = got.iter().map(|m| (m.mount.as_str(), m.source.as_str())).collect();
         assert_eq!(shown, [("/", "/dev/sda2"), ("/media/USB caf\\xe9", "/dev/sdb\\xff"), ("/media/café", "/dev/sdc1")]);
         assert_eq!(got[1].path.as_os_str().as_bytes(), b"/media/USB caf\xe9", "the bytes statvfs is called on");
+    }
+
+    fn on_procfs(path: &Path) -> bool {
+        rustix::fs::statfs(path).is_ok_and(|st| i64::from(st.f_type) == PROC_SUPER_MAGIC)
+    }
+
+    // Issue 10: the mount table was read and parsed every sample. On procfs it is
+    // read again only when poll says the table changed.
+    #[test]
+    fn an_unchanged_mount_table_on_procfs_is_read_once() {
+        let proc = Path::new("/proc");
+        if !on_procfs(proc) {
+            eprintln!("skipped: /proc is not procfs here");
+            return;
+        }
+        let mut r = DiskReader::with_stat(instant_stat, Duration::from_secs(10));
+        let filter = DiskFilter::default();
+        let first = r.read(proc, &filter).expect("disks");
+        for _ in 0..5 {
+            let again = r.read(proc, &filter).expect("disks");
+            assert_eq!(
+                again.iter().map(|d| &d.mount).collect::<Vec<_>>(),
+                first.iter().map(|d| &d.mount).collect::<Vec<_>>()
+            );
+        }
+        // Another process may mount something meanwhile: at most a few reads more.
+        assert!(r.table_reads() < 4, "read {} times in 6 samples", r.table_reads());
+        // Another filter selects again at once.
+        let none = DiskFilter { exclude_fs: GlobList::default(), exclude_mount: GlobList::default() };
+        let all = r.read(proc, &none).expect("disks");
+        assert!(all.iter().any(|d| d.mount == "/proc"), "the new filter applies at once");
+    }
+
+    // A --procfs fixture tree has a regular file, which never signals a change:
+    // it is read afresh every sample.
+    #[test]
+    fn a_mount_table_that_is_a_regular_file_is_read_every_sample() {
+        let dir = std::env::temp_dir().join(format!("fluxstat-mountinfo-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("self")).expect("fixture dir");
+        let table = dir.join("self/mountinfo");
+        let root = "22 1 8:2 / / rw - ext4 /dev/sda2 rw\n";
+        std::fs::write(&table, root).expect("mountinfo");
+        let mut r = DiskReader::with_stat(instant_stat, Duration::from_secs(10));
+        let filter = DiskFilter::default();
+        let mounts =
+            |r: &mut DiskReader| r.read(&dir, &filter).map(|d| d.into_iter().map(|d| d.mount).collect::<Vec<_>>());
+        assert_eq!(mounts(&mut r), Some(vec!["/".to_owned()]));
+        // Rewritten in place (same file) and replaced (a new file): both seen next sample.
+        std::fs::write(&table, format!("{root}40 22 0:99 / /data rw - xfs /dev/sdd1 rw\n")).expect("mountinfo");
+        assert_eq!(mounts(&mut r), Some(vec!["/".to_owned(), "/data".to_owned()]));
+        let new = dir.join("self/mountinfo.new");
+        std::fs::write(&new, format!("{root}41 22 0:98 / /srv rw - xfs /dev/sde1 rw\n")).expect("mountinfo");
+        std::fs::rename(&new, &table).expect("rename");
+        assert_eq!(mounts(&mut r), Some(vec!["/".to_owned(), "/srv".to_owned()]));
+        std::fs::remove_file(&table).expect("remove");
+        assert_eq!(mounts(&mut r), None, "no mount table: the family is null");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
