@@ -162,11 +162,17 @@ struct MountTable {
 /// procfs's `f_type` (statfs(2)).
 const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 
+/// `f_type` is an `i64` on 64-bit targets, an `i32` or `u32` on others.
+#[allow(clippy::useless_conversion)]
+fn is_procfs(st: &rustix::fs::StatFs) -> bool {
+    i64::from(st.f_type) == PROC_SUPER_MAGIC
+}
+
 impl MountTable {
     /// Opens the table; `None` when it is not on a real procfs.
     fn open(procfs: &Path) -> io::Result<Option<MountTable>> {
         let file = fs::open(&procfs.join("self/mountinfo"))?;
-        let on_procfs = rustix::fs::fstatfs(&file).is_ok_and(|st| i64::from(st.f_type) == PROC_SUPER_MAGIC);
+        let on_procfs = rustix::fs::fstatfs(&file).is_ok_and(|st| is_procfs(&st));
         Ok(on_procfs.then(|| MountTable { procfs: procfs.to_owned(), file, selected: None }))
     }
 
@@ -316,7 +322,7 @@ impl DiskReader {
             }
         }
         let mounts = self.table.as_mut().and_then(|t| t.selected.take());
-        let Some((filter, mounts)) = mounts else { return None };
+        let (filter, mounts) = mounts?;
         let disks = self.disks_of(&mounts);
         if let Some(t) = &mut self.table {
             t.selected = Some((filter, mounts));
@@ -851,7 +857,7 @@ mod tests {
     }
 
     fn on_procfs(path: &Path) -> bool {
-        rustix::fs::statfs(path).is_ok_and(|st| i64::from(st.f_type) == PROC_SUPER_MAGIC)
+        rustix::fs::statfs(path).is_ok_and(|st| is_procfs(&st))
     }
 
     // Issue 10: the mount table was read and parsed every sample. On procfs it is
