@@ -16,9 +16,11 @@
 //! 5. The rest is sorted by mount point (bytes), so `disk_N` is stable between
 //!    samples.
 //!
-//! mountinfo is streamed line by line (a line over 64 KiB is skipped, the table is
-//! capped at 64 MiB); each mount point, source and type is decoded on its own
-//! (`fs::decode`), so one name that is not UTF-8 never hides the other mounts, and
+//! On procfs, mountinfo is kept open and read again only when the kernel flags a
+//! change of the mount table (`MountTable`); the selected mounts are reused
+//! meanwhile, and statvfs asks them every sample. It is streamed line by line (a
+//! line over 64 KiB is skipped, the table is capped at 64 MiB); each mount point,
+//! source and type is decoded on its own (`fs::decode`), so one name that is not UTF-8 never hides the other mounts, and
 //! statvfs is called on the mount point's original bytes. Steps 1–5 are sorts of
 //! indices, O(n log n) in the number of mounts (10,000 on a container host).
 
@@ -133,6 +135,20 @@ pub fn statvfs(path: &Path) -> io::Result<FsInfo> {
 /// after it. At most one thread is parked per stuck mount. Each mount that newly
 /// stops answering costs one sample one `timeout`; a mount already known to be
 /// stuck costs nothing.
+///
+/// Per sample the hand-off costs one wake of the worker and at most one of the
+/// sampler: the worker is notified, and notifies back once the batch is done,
+/// each with the lock released (woken while the other still holds it, a thread
+/// would run only to block on the mutex). The sampler's wait also ends when the
+/// call in progress overruns `timeout`.
+///
+/// Why statvfs does not run on `worker::Worker`, the sensors' timer-driven
+/// worker: that worker's job is all-or-nothing (a result, or `Late` for the whole
+/// run), whereas here a mount that hangs must be named, its answered neighbours
+/// kept, and the mounts after it asked in the *same* sample by a fresh thread.
+/// Doing that there would mean partial results, the mount in progress and a
+/// restart with the rest inside `Worker`'s exchange: two protocols in one type
+/// for a saving of about one wake-up a second (BENCHMARKS.md, "Idle").
 pub struct DiskReader {
     stat: StatFn,
     timeout: Duration,
