@@ -20,9 +20,10 @@
 //! change of the mount table (`MountTable`); the selected mounts are reused
 //! meanwhile, and statvfs asks them every sample. It is streamed line by line (a
 //! line over 64 KiB is skipped, the table is capped at 64 MiB); each mount point,
-//! source and type is decoded on its own (`fs::decode`), so one name that is not UTF-8 never hides the other mounts, and
-//! statvfs is called on the mount point's original bytes. Steps 1–5 are sorts of
-//! indices, O(n log n) in the number of mounts (10,000 on a container host).
+//! source and type is decoded on its own (`fs::decode`), so one name that is not
+//! UTF-8 never hides the other mounts, and statvfs is called on the mount point's
+//! original bytes. Steps 1–5 are sorts of indices, O(n log n) in the number of
+//! mounts (10,000 on a container host).
 
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
