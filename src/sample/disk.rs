@@ -92,6 +92,11 @@ pub struct Mount {
     pub mount: String,
     pub fstype: String,
     pub source: String,
+    /// The filesystem itself is read-only: `ro` among the superblock's options (the
+    /// last field), as after `mount -o ro` or a kernel's remount-ro on errors. A
+    /// read-only view of a writable filesystem (a read-only bind mount, systemd's
+    /// `ProtectSystem=`) does not count: that is this process's view, not the disk.
+    pub read_only: bool,
 }
 
 /// The statvfs numbers usage is computed from.
@@ -109,7 +114,6 @@ pub struct FsInfo {
     pub stats: FsStats,
     pub files: u64,
     pub ffree: u64,
-    pub read_only: bool,
 }
 
 /// The statvfs call; replaceable so tests can simulate a filesystem that hangs.
@@ -121,7 +125,6 @@ pub fn statvfs(path: &Path) -> io::Result<FsInfo> {
         stats: FsStats { blocks: st.f_blocks, bfree: st.f_bfree, bavail: st.f_bavail, frsize: st.f_frsize },
         files: st.f_files,
         ffree: st.f_ffree,
-        read_only: st.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY),
     })
 }
 
@@ -364,7 +367,7 @@ impl DiskReader {
                 Answer::Ok(i) if i.stats.blocks == 0 => return None,
                 Answer::Ok(i) => (
                     Some(usage(i.stats)),
-                    Some(i.read_only),
+                    Some(m.read_only),
                     (i.files > 0).then_some(Inodes { total: i.files, free: i.ffree.min(i.files) }),
                 ),
                 Answer::Failed => return None,
@@ -482,6 +485,7 @@ pub fn parse_line(line: &[u8]) -> Option<Mount> {
     f.by_ref().find(|field| *field == b"-")?;
     let fstype = f.next()?;
     let source = f.next()?;
+    let read_only = f.next().is_some_and(|options| options.split(|&b| b == b',').any(|o| o == b"ro"));
     Some(Mount {
         dev,
         whole: root == b"/",
@@ -489,6 +493,7 @@ pub fn parse_line(line: &[u8]) -> Option<Mount> {
         path: PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(path)),
         fstype: fs::decode(&unescape(fstype)),
         source: fs::decode(&unescape(source)),
+        read_only,
     })
 }
 
@@ -624,6 +629,23 @@ mod tests {
         assert_eq!((got[0].fstype.as_str(), got[0].source.as_str()), ("xfs", "/dev/sdd1"));
     }
 
+    // A read-only view of a writable filesystem (systemd's ProtectSystem=strict
+    // remounts / read-only for the service: statvfs then says ST_RDONLY for every
+    // disk) is not a read-only disk; a filesystem the kernel remounted read-only is.
+    #[test]
+    fn read_only_is_the_filesystems_own_state_not_this_views() {
+        let table: &[(&str, bool)] = &[
+            ("43 42 254:0 / / ro,relatime - ext4 /dev/vda rw,discard", false),
+            ("43 42 254:0 / / rw,relatime - ext4 /dev/vda ro,errors=remount-ro", true),
+            ("50 42 31:3 / /rom ro,relatime - squashfs /dev/root ro", true),
+            ("51 42 0:44 / /mnt rw - vfat /dev/sdb1 rw,fmask=0022,dmask=0022,codepage=437,iocharset=ascii,errors=rorw", false),
+            ("52 42 0:45 / /x rw - ext4 /dev/sdc1", false),
+        ];
+        for &(line, want) in table {
+            assert_eq!(parse_line(line.as_bytes()).map(|m| m.read_only), Some(want), "{line}");
+        }
+    }
+
     #[test]
     fn malformed_lines_are_skipped() {
         let table = "garbage\n\n1 2 3\n22 1 8:2 / / rw - ext4 /dev/sda2 rw\n";
@@ -698,7 +720,6 @@ mod tests {
             stats: FsStats { blocks, bfree: 50, bavail: 40, frsize: 1024 },
             files: if path == "/vfat" { 0 } else { 1000 },
             ffree: 900,
-            read_only: path == "/rom",
         })
     }
 
@@ -710,6 +731,7 @@ mod tests {
             mount: path.into(),
             fstype: "ext4".into(),
             source: "src".into(),
+            read_only: path == "/rom",
         }
     }
 
@@ -758,12 +780,7 @@ mod tests {
     fn slow_stat(_: &Path) -> io::Result<FsInfo> {
         SLOW_CALLS.fetch_add(1, Ordering::Relaxed);
         std::thread::sleep(Duration::from_millis(2));
-        Ok(FsInfo {
-            stats: FsStats { blocks: 10, bfree: 5, bavail: 5, frsize: 4096 },
-            files: 0,
-            ffree: 0,
-            read_only: false,
-        })
+        Ok(FsInfo { stats: FsStats { blocks: 10, bfree: 5, bavail: 5, frsize: 4096 }, files: 0, ffree: 0 })
     }
 
     // Issue 10: under a CPU cap, 1,840 healthy tmpfs mounts were reported with null
@@ -780,12 +797,7 @@ mod tests {
     }
 
     fn instant_stat(_: &Path) -> io::Result<FsInfo> {
-        Ok(FsInfo {
-            stats: FsStats { blocks: 10, bfree: 5, bavail: 5, frsize: 4096 },
-            files: 0,
-            ffree: 0,
-            read_only: false,
-        })
+        Ok(FsInfo { stats: FsStats { blocks: 10, bfree: 5, bavail: 5, frsize: 4096 }, files: 0, ffree: 0 })
     }
 
     // Issue 10: each statvfs answer was matched to its mount by a linear search, and

@@ -514,6 +514,43 @@ fn a_mount_and_an_unmount_are_picked_up() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+// Issue 10, item 12: the hardened unit's ProtectSystem=strict gives fluxstat a
+// read-only view of every filesystem, and statvfs's ST_RDONLY then said
+// `read_only: true` for every disk. `read_only` is the filesystem's own state.
+#[test]
+fn a_read_only_view_of_a_writable_disk_is_not_a_read_only_disk() {
+    let unshare_works = Command::new("unshare").arg("--version").output().is_ok_and(|o| o.status.success());
+    if emulated() || !effective_uid_is_root() || !unshare_works {
+        eprintln!("skipped: needs root, unshare(1) and a native run");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("fluxstat-ro-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mount point");
+    // As systemd does for ProtectSystem=strict: / bound onto itself, read-only; and
+    // a filesystem that really is read-only.
+    let script = "mount --bind / / && mount -o remount,bind,ro / && \
+                  mount -t tmpfs -o ro,size=64k fluxstat-ro \"$1\" && shift && exec \"$@\"";
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-c", script, "sh"])
+        .arg(&dir)
+        .arg(env!("CARGO_BIN_EXE_fluxstat"))
+        .args(["--listen", "127.0.0.1:0"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    let mut run = crate::cli::Running::start(&mut cmd);
+    let doc = crate::support::Client::connect(run.listening_addr()).get("/metrics").json();
+    let mounts = listed_mounts(&doc);
+    let read_only = |mount: &str| {
+        let i = mounts.iter().position(|m| m == mount).unwrap_or_else(|| panic!("{mount} not in {mounts:?}"));
+        at(&doc, &["system", "disk", "disks", &format!("disk_{i}"), "read_only"]).clone()
+    };
+    assert!(matches!(read_only("/"), Value::Bool(false)), "/ is writable; only fluxstat's view of it is not");
+    assert!(matches!(read_only(&dir.display().to_string()), Value::Bool(true)), "a read-only tmpfs");
+    let _ = run.child.kill();
+    let _ = run.child.wait();
+    let _ = std::fs::remove_dir(&dir);
+}
+
 /// xorshift64*: a fixed-seed generator, so a failure names its case.
 struct Rng(u64);
 
