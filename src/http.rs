@@ -246,9 +246,7 @@ fn admits_gzip(value: &[u8]) -> bool {
         let coding = parts.next().unwrap_or_default();
         let named = [&b"gzip"[..], b"x-gzip", b"*"].iter().any(|c| coding.eq_ignore_ascii_case(c));
         let refused = parts.any(|p| {
-            p.len() >= 2
-                && p[..2].eq_ignore_ascii_case(b"q=")
-                && p[2..].iter().all(|&c| c == b'0' || c == b'.')
+            p.len() >= 2 && p[..2].eq_ignore_ascii_case(b"q=") && p[2..].iter().all(|&c| c == b'0' || c == b'.')
         });
         named && !refused
     })
