@@ -141,31 +141,40 @@ def device_page(page, s1):
     page.viewport(*DESKTOP)
     page.goto(s1.origin + "/")
     page.wait("document.body.dataset.state === 'live'", "the device page to go live")
-    doc = s1.metrics()
-    sys_ = doc["system"]
-    n = sys_["cpu"]["cpu_core_total"]
-    diag = "[document.body.dataset.state, location.href, document.querySelector('#status').textContent, document.querySelector('main').children.length]"
-    navs = [(e["method"], e["params"].get("frame", {}).get("url"), e["params"].get("type")) for e in page.events() if e["method"] in ("Page.frameNavigated", "Page.navigatedWithinDocument", "Page.frameRequestedNavigation", "Page.frameStartedNavigating")]
-    assert text(page, "#name") == sys_["host"]["hostname"], (text(page, "#name"), page.eval(diag), navs)
-    assert text(page, "#cores") == f"{n} core{'s' if n != 1 else ''}", text(page, "#cores")
-    assert page.eval("document.querySelectorAll('[data-core]').length") == n
-    mounts = [d["mount"] for d in sys_["disk"]["disks"].values()]
-    shown = page.eval("[...document.querySelectorAll('[data-mount]')].map((e) => e.dataset.mount)")
-    assert shown == mounts, (shown, mounts)
-    assert text(page, "#memory-total") == fmt_bytes(sys_["memory"]["memory_total"]), text(page, "#memory-total")
-    assert page.eval("document.querySelectorAll('[data-interface]').length") == len(sys_["network"] or {})
-    log(f"device page shows {n} cores, {len(mounts)} disks, host {sys_['host']['hostname']!r}")
-
-    # The CPU figure of the very sample the page shows.
+    # Everything the page shows, read at once, compared with the very sample it
+    # shows (fetched until /metrics serves the same `updated_at`).
+    shown = """({
+        updated: document.querySelector('#updated').getAttribute('datetime'),
+        name: document.querySelector('#name').textContent,
+        cores: document.querySelector('#cores').textContent,
+        coreRows: document.querySelectorAll('[data-core]').length,
+        mounts: [...document.querySelectorAll('[data-mount]')].map((e) => e.dataset.mount),
+        memory: document.querySelector('#memory-total').textContent,
+        cpu: document.querySelector('#cpu-total').textContent,
+        interfaces: document.querySelectorAll('[data-interface]').length,
+    })"""
     deadline = time.monotonic() + 20
     while True:
         doc = s1.metrics()
-        if page.eval("document.querySelector('#updated').getAttribute('datetime')") == doc["updated_at"]:
+        seen = page.eval(shown)
+        if seen["updated"] == doc["updated_at"]:
             break
-        assert time.monotonic() < deadline, "the page never showed the sample /metrics served"
+        assert time.monotonic() < deadline, f"the page never showed the sample /metrics served: {seen}"
         time.sleep(0.05)
-    cpu = f"{doc['system']['cpu']['cpu_usage_percentage']:.1f} %"
-    assert text(page, "#cpu-total") == cpu, (text(page, "#cpu-total"), cpu)
+    sys_ = doc["system"]
+    n = sys_["cpu"]["cpu_core_total"]
+    want = {
+        "updated": doc["updated_at"],
+        "name": sys_["host"]["hostname"],
+        "cores": f"{n} core{'s' if n != 1 else ''}",
+        "coreRows": n,
+        "mounts": [d["mount"] for d in sys_["disk"]["disks"].values()],
+        "memory": fmt_bytes(sys_["memory"]["memory_total"]),
+        "cpu": f"{sys_['cpu']['cpu_usage_percentage']:.1f} %",
+        "interfaces": len(sys_["network"] or {}),
+    }
+    assert seen == want, f"page {seen} != /metrics {want}"
+    log(f"device page shows what /metrics says: {seen}")
 
     # The next sample appears.
     first = doc["updated_at"]
@@ -241,7 +250,8 @@ def token_flow(page, binary, work):
         press_enter(page)
         page.wait("document.body.dataset.state === 'live'", "figures after the token")
         assert page.eval("sessionStorage.getItem('fluxstat-token')") == token
-        assert text(page, "#name") == s2.metrics(token)["system"]["host"]["hostname"]
+        name = s2.metrics(token)["system"]["host"]["hostname"]
+        page.wait(f"document.querySelector('#name').textContent === {json.dumps(name)}", "the host name")
         statuses = [
             e["params"]["response"]["status"]
             for e in page.events("Network.responseReceived")
