@@ -138,8 +138,29 @@ class Page:
     def goto(self, url):
         self.send("Page.navigate", {"url": url})
 
+    def context(self):
+        """The main world of the top frame's current document: without it,
+        Runtime.evaluate may run in a document that is going away."""
+        frame = self.send("Page.getFrameTree")["frameTree"]["frame"]["id"]
+        alive = {}
+        for e in self.events():
+            p = e["params"]
+            if e["method"] == "Runtime.executionContextCreated":
+                c = p["context"]
+                if c.get("auxData", {}).get("frameId") == frame and c.get("auxData", {}).get("isDefault"):
+                    alive[c["id"]] = c["uniqueId"]
+            elif e["method"] == "Runtime.executionContextDestroyed":
+                alive.pop(p["executionContextId"], None)
+            elif e["method"] == "Runtime.executionContextsCleared":
+                alive.clear()
+        return list(alive.values())[-1] if alive else None
+
     def eval(self, expression):
-        r = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True})
+        params = {"expression": expression, "returnByValue": True, "awaitPromise": True}
+        context = self.context()
+        if context:
+            params["uniqueContextId"] = context
+        r = self.send("Runtime.evaluate", params)
         if "exceptionDetails" in r:
             raise CdpError(f"{expression}: {r['exceptionDetails']}")
         return r["result"].get("value")

@@ -270,8 +270,36 @@ def token_flow(page, binary, work):
     return s2.origin
 
 
+def null_families(page, binary, work):
+    """A machine whose /proc and /sys are empty: most families are null, and say so."""
+    empty = os.path.join(work, "empty")
+    os.makedirs(empty, exist_ok=True)
+    s5 = Fluxstat(binary, work, "empty", "--procfs", empty, "--sysfs", empty)
+    try:
+        page.goto(s5.origin + "/")
+        page.wait("document.body.dataset.state === 'live'", "the page of a machine without /proc")
+        doc = s5.metrics()
+        nulls = [f for f in ("uptime", "memory", "load", "disk", "network") if doc["system"][f] is None]
+        assert len(nulls) >= 3, f"the empty tree should leave families null: {doc}"
+        for family in nulls:
+            said = page.eval(f"document.querySelector('[data-family={family}]').textContent")
+            assert "Not available on this device (null in /metrics)." in said, (family, said)
+        if doc["system"]["host"]["hostname"] is None:
+            assert text(page, "#name") == "127.0.0.1"
+        log(f"null families say so: {nulls}")
+    finally:
+        s5.stop()
+    return s5.origin
+
+
 def overview(page, binary, work, s1):
-    s3 = Fluxstat(binary, work, "cors", "--cors-origin", s1.origin)
+    # The CORS-enabled host reads the OpenWrt router's fixture tree: another name,
+    # sensors, a bridge; its CPU figures are this machine's.
+    fixture = os.path.join("tests", "fixtures", "openwrt")
+    s3 = Fluxstat(
+        binary, work, "cors", "--cors-origin", s1.origin,
+        "--procfs", os.path.join(fixture, "proc"), "--sysfs", os.path.join(fixture, "sys"),
+    )
     s4 = Fluxstat(binary, work, "nocors")
     refused = free_port()
     try:
@@ -357,8 +385,9 @@ def main():
         device_page(page, s1)
         stop_and_resume(page, s1)
         s2_origin = token_flow(page, binary, work)
+        s5_origin = null_families(page, binary, work)
         others = overview(page, binary, work, s1)
-        origins = [s1.origin, s2_origin, *others]
+        origins = [s1.origin, s2_origin, s5_origin, *others]
         expected = [
             f"{s2_origin}/metrics",  # the 401 before the token
             f"{others[1]}/metrics",  # the host without --cors-origin
