@@ -1,6 +1,13 @@
 //! Where a sample's time goes: runs each reader of the sampler many times on this
 //! machine and prints the mean wall time of each, and of a whole sample.
 //!
+//! sysinfo refreshes CPU usage at most every `MINIMUM_CPU_UPDATE_INTERVAL`
+//! (200 ms) and does nothing when called sooner, so the CPU reader and the whole
+//! sample are timed 20 times that far apart, the wait not counted. `disks` is a
+//! sample as the sampler takes it (the mount table read only when procfs flags a
+//! change, statvfs on the worker thread); `mount table` is the read, parse and
+//! selection it skips when nothing was mounted.
+//!
 //! `cargo run --release --example sample_cost [ITERATIONS]`
 
 #![cfg_attr(windows, allow(dead_code, unused_imports))]
@@ -11,7 +18,7 @@ use std::time::{Duration, Instant};
 
 #[cfg(not(windows))]
 use fluxstat::sample::{
-    disk::{DiskFilter, DiskReader},
+    disk::{self, DiskFilter, DiskReader},
     files::{KeptFile, SMALL, TABLE},
     host, load, memory,
     network::{NetFilter, Rates},
@@ -33,6 +40,19 @@ fn time(name: &str, n: u32, mut f: impl FnMut()) {
     println!("{name:<22} {:>8.1} µs", per.as_secs_f64() * 1e6);
 }
 
+/// Like `time`, with `gap` of idle between calls, not counted.
+fn time_spaced(name: &str, n: u32, gap: Duration, mut f: impl FnMut()) {
+    let mut spent = Duration::ZERO;
+    for _ in 0..n {
+        std::thread::sleep(gap);
+        let started = Instant::now();
+        f();
+        spent += started.elapsed();
+    }
+    let per = spent / n;
+    println!("{name:<22} {:>8.1} µs  (mean of {n}, {} ms apart)", per.as_secs_f64() * 1e6, gap.as_millis());
+}
+
 #[cfg(not(windows))]
 fn main() {
     let n: u32 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(500);
@@ -43,7 +63,8 @@ fn main() {
     let net = NetFilter::default();
     let mut cpu = sysinfo::System::new().expect("sysinfo");
     println!("mean of {n} runs each");
-    time("cpu (sysinfo)", n, || {
+    let gap = sysinfo::MINIMUM_CPU_UPDATE_INTERVAL + Duration::from_millis(10);
+    time_spaced("cpu (sysinfo)", 20, gap, || {
         cpu.refresh_cpu_usage();
         black_box(fluxstat::sample::cpu::read(&cpu));
     });
@@ -61,6 +82,10 @@ fn main() {
     });
     time("disks", n, || {
         black_box(disks.read(proc, &filter));
+    });
+    time("mount table", n, || {
+        let table = std::fs::read(proc.join("self/mountinfo")).unwrap_or_default();
+        black_box(disk::select(disk::parse_mountinfo(&table), &filter));
     });
     time("network", n, || {
         black_box(fluxstat::sample::network::read(proc, &net, &mut rates, Instant::now()));
@@ -80,7 +105,7 @@ fn main() {
         black_box((own_files.rss_bytes(), own_files.cpu_time_ms()));
     });
     let mut sampler = Sampler::new(SamplerConfig::new(Duration::from_secs(1))).expect("sampler");
-    time("whole sample", n, || {
+    time_spaced("whole sample", 20, gap, || {
         black_box(sampler.sample());
     });
     let snapshot = sampler.sample();

@@ -105,6 +105,7 @@ fn run(config: Config) -> Result<(), String> {
         cors_origin: config.cors_origin,
         shutdown_grace: SHUTDOWN_GRACE,
         access,
+        page: config.page,
     };
     #[cfg(not(windows))]
     let shutdown = async move {

@@ -14,9 +14,9 @@
 //! (two lower-case hex digits, Python's `backslashreplace`), so a Latin-1 `é`
 //! (0xE9) reads `\xe9`, and one odd name never hides the rest of its family.
 //!
-//! The readers' one seam with the OS's types: `open` and `os_path` have a Unix
-//! and a Windows body (Windows only needs the shared readers to compile; it reads
-//! no procfs, see `sample::windows`).
+//! The readers' one seam with the OS's types: `open`, `os_path`, `on_procfs` and
+//! `flagged` have a Unix and a Windows body (Windows only needs the shared readers
+//! to compile; it reads no procfs, see `sample::windows`).
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -51,6 +51,43 @@ pub fn os_path(bytes: Vec<u8>) -> PathBuf {
 #[cfg(windows)]
 pub fn os_path(bytes: Vec<u8>) -> PathBuf {
     PathBuf::from(decode(&bytes))
+}
+
+/// procfs's `f_type` (statfs(2)).
+#[cfg(unix)]
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+
+/// Whether `file` is on a real procfs (`fstatfs` says `PROC_SUPER_MAGIC`).
+#[cfg(unix)]
+// `f_type` is an `i64` on 64-bit targets, an `i32` or `u32` on others.
+#[allow(clippy::useless_conversion)]
+pub fn on_procfs(file: &File) -> bool {
+    rustix::fs::fstatfs(file).is_ok_and(|st| i64::from(st.f_type) == PROC_SUPER_MAGIC)
+}
+
+/// Windows: there is no procfs.
+#[cfg(windows)]
+pub fn on_procfs(_: &File) -> bool {
+    false
+}
+
+/// Whether the kernel flagged a procfs file (`poll` reports `POLLPRI`: the mount
+/// table changed); an error counts as flagged.
+#[cfg(unix)]
+pub fn flagged(file: &File) -> bool {
+    let mut fds = [rustix::event::PollFd::new(file, rustix::event::PollFlags::PRI)];
+    let now = rustix::event::Timespec { tv_sec: 0, tv_nsec: 0 };
+    match rustix::event::poll(&mut fds, Some(&now)) {
+        Ok(0) => false,
+        Ok(_) => true,
+        Err(_) => true,
+    }
+}
+
+/// Windows: never reached (`on_procfs` is false); flagged, so a caller reads afresh.
+#[cfg(windows)]
+pub fn flagged(_: &File) -> bool {
+    true
 }
 
 /// The content of a small file, at most `max` bytes; a longer file is an error

@@ -19,11 +19,12 @@
 //! its result is too old and is dropped; the next run starts at once, and the
 //! sample after has the family again.
 //!
-//! **Disk.** statvfs in `disk.rs` has its own worker today (a job per sample
-//! handed over and collected, which wakes both threads every sample). It can move
-//! here: its job would read the mount list the sampler leaves in a shared slot and
-//! record which mount it is on; on a deadline the sampler calls `abandon`, which
-//! leaves the stuck thread behind and starts a fresh one for the other mounts.
+//! **Disk.** statvfs in `disk.rs` keeps its own worker: its deadline is per
+//! mount, and a mount that hangs is named, its neighbours' answers kept and the
+//! mounts after it asked by a fresh thread in the same sample, which this
+//! worker's all-or-nothing result cannot express without a second protocol
+//! (`disk::DiskReader` says more). Its hand-off costs one wake of each thread
+//! per sample.
 //!
 //! The exchange is one mutex and two condition variables (channels cost several
 //! KiB of code per message type).

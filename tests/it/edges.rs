@@ -466,6 +466,109 @@ fn thousands_of_mounts_in_a_private_namespace() {
     assert!(rss < 16 << 20, "RSS {rss} bytes");
 }
 
+#[cfg(procfs)]
+/// The mount points listed in a `/metrics` document.
+fn listed_mounts(doc: &Value) -> Vec<String> {
+    let disks = at(doc, &["system", "disk"]);
+    (0..as_u64(at(disks, &["disks_total"])))
+        .map(|i| as_str(at(disks, &["disks", &format!("disk_{i}"), "mount"])).to_owned())
+        .collect()
+}
+
+// Issue 10: the mount table is read again only when the kernel flags a change on
+// the kept-open /proc/self/mountinfo. A tmpfs mounted and unmounted in fluxstat's
+// own (private) mount namespace, from outside with nsenter, shows up and goes away.
+#[cfg(procfs)]
+#[test]
+fn a_mount_and_an_unmount_are_picked_up() {
+    let tools = ["unshare", "nsenter"]
+        .iter()
+        .all(|t| Command::new(t).arg("--version").output().is_ok_and(|o| o.status.success()));
+    if emulated() || !effective_uid_is_root() || !tools {
+        eprintln!("skipped: needs root, unshare(1), nsenter(1) and a native run");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("fluxstat-remount-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mount point");
+    let mut cmd = Command::new("unshare");
+    // unshare and sh exec: the child's pid is fluxstat's.
+    cmd.args(["--mount", "--propagation", "private", "sh", "-c", "exec \"$@\"", "sh"])
+        .arg(env!("CARGO_BIN_EXE_fluxstat"))
+        .args(["--listen", "127.0.0.1:0", "--interval", "200ms"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    let mut run = crate::cli::Running::start(&mut cmd);
+    let addr = run.listening_addr();
+    let pid = run.child.id().to_string();
+    let mut client = crate::support::Client::connect(addr);
+    let mount = dir.display().to_string();
+    let mut listed = |want: bool| {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let doc = client.get("/metrics").json();
+            if listed_mounts(&doc).contains(&mount) == want {
+                return doc;
+            }
+            assert!(Instant::now() < deadline, "{mount} listed: {}; wanted {want}", !want);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let nsenter = |args: &[&str]| {
+        let ok =
+            Command::new("nsenter").args(["-t", &pid, "-m"]).args(args).arg(&dir).status().is_ok_and(|s| s.success());
+        assert!(ok, "nsenter {args:?} failed");
+    };
+    listed(false);
+    nsenter(&["mount", "-t", "tmpfs", "-o", "size=64k", "fluxstat-test"]);
+    let doc = listed(true);
+    let i = listed_mounts(&doc).iter().position(|m| *m == mount).expect("listed");
+    let ours = at(&doc, &["system", "disk", "disks", &format!("disk_{i}")]);
+    assert_eq!(as_u64(at(ours, &["usage", "total"])), 64 * 1024);
+    nsenter(&["umount"]);
+    listed(false);
+    let _ = run.child.kill();
+    let _ = run.child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// Issue 10, item 12: the hardened unit's ProtectSystem=strict gives fluxstat a
+// read-only view of every filesystem, and statvfs's ST_RDONLY then said
+// `read_only: true` for every disk. `read_only` is the filesystem's own state.
+#[cfg(procfs)]
+#[test]
+fn a_read_only_view_of_a_writable_disk_is_not_a_read_only_disk() {
+    let unshare_works = Command::new("unshare").arg("--version").output().is_ok_and(|o| o.status.success());
+    if emulated() || !effective_uid_is_root() || !unshare_works {
+        eprintln!("skipped: needs root, unshare(1) and a native run");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("fluxstat-ro-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mount point");
+    // As systemd does for ProtectSystem=strict: / bound onto itself, read-only; and
+    // a filesystem that really is read-only.
+    let script = "mount --bind / / && mount -o remount,bind,ro / && \
+                  mount -t tmpfs -o ro,size=64k fluxstat-ro \"$1\" && shift && exec \"$@\"";
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-c", script, "sh"])
+        .arg(&dir)
+        .arg(env!("CARGO_BIN_EXE_fluxstat"))
+        .args(["--listen", "127.0.0.1:0"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    let mut run = crate::cli::Running::start(&mut cmd);
+    let doc = crate::support::Client::connect(run.listening_addr()).get("/metrics").json();
+    let mounts = listed_mounts(&doc);
+    let read_only = |mount: &str| {
+        let i = mounts.iter().position(|m| m == mount).unwrap_or_else(|| panic!("{mount} not in {mounts:?}"));
+        at(&doc, &["system", "disk", "disks", &format!("disk_{i}"), "read_only"]).clone()
+    };
+    assert!(matches!(read_only("/"), Value::Bool(false)), "/ is writable; only fluxstat's view of it is not");
+    assert!(matches!(read_only(&dir.display().to_string()), Value::Bool(true)), "a read-only tmpfs");
+    let _ = run.child.kill();
+    let _ = run.child.wait();
+    let _ = std::fs::remove_dir(&dir);
+}
+
 /// xorshift64*: a fixed-seed generator, so a failure names its case.
 struct Rng(u64);
 

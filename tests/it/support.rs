@@ -31,6 +31,7 @@ pub fn settings() -> Settings {
         cors_origin: None,
         shutdown_grace: Duration::from_millis(1500),
         access: Default::default(),
+        page: true,
     }
 }
 
@@ -122,7 +123,11 @@ impl TestServer {
     }
 
     fn start(latest: Arc<Latest>, settings: Settings, stats: Arc<Stats>) -> TestServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        // The listener fluxstat itself makes, with its backlog: std's 128 overflows
+        // when a test opens hundreds of connections at once on a busy machine, and
+        // the kernel's retries (1 s, 2 s, 4 s…) then outlast the test's patience.
+        let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        let listener = fluxstat::socket::listen(addr, false).expect("listen on 127.0.0.1:0");
         TestServer::serve(listener, latest, settings, stats)
     }
 

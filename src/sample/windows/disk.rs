@@ -47,6 +47,7 @@ pub fn drives(filter: &DiskFilter) -> Vec<Mount> {
                 source: root.clone(),
                 mount: root,
                 fstype: v.filesystem,
+                read_only: v.read_only,
             })
         })
         .collect();
@@ -92,7 +93,8 @@ pub fn volume(root: &str) -> Option<Volume> {
 }
 
 /// The `disk::StatFn` of Windows: bytes free to this user, total and free bytes
-/// (so `frsize` is 1), and the read-only flag. No inode figures on Windows.
+/// (so `frsize` is 1). No inode figures on Windows. (Read-only is the volume's
+/// flag, read with the drive list, as Linux reads it from the mount table.)
 pub fn statvfs(root: &Path) -> io::Result<FsInfo> {
     let root = root.to_str().ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
     let w = super::wide(root);
@@ -101,13 +103,7 @@ pub fn statvfs(root: &Path) -> io::Result<FsInfo> {
     if unsafe { GetDiskFreeSpaceExW(w.as_ptr(), &mut avail, &mut total, &mut free) } == 0 {
         return Err(io::Error::last_os_error());
     }
-    let read_only = volume(root).is_some_and(|v| v.read_only);
-    Ok(FsInfo {
-        stats: FsStats { blocks: total, bfree: free, bavail: avail, frsize: 1 },
-        files: 0,
-        ffree: 0,
-        read_only,
-    })
+    Ok(FsInfo { stats: FsStats { blocks: total, bfree: free, bavail: avail, frsize: 1 }, files: 0, ffree: 0 })
 }
 
 #[cfg(test)]
