@@ -2,6 +2,8 @@
 //! gzips it into `$OUT_DIR/page.html.gz` (the only copy in the binary) and
 //! computes, from the bytes served, the Content-Security-Policy hashes of its
 //! inline style and script, its length and its ETag.
+//!
+//! Also decides the platform once, for every `cfg` in the crate (`platform`).
 
 #[path = "build/page.rs"]
 mod page;
@@ -9,6 +11,7 @@ mod page;
 use std::path::PathBuf;
 
 fn main() {
+    platform();
     println!("cargo:rerun-if-changed=src/page/index.html");
     println!("cargo:rerun-if-changed=build/page.rs");
     let source = match std::fs::read_to_string("src/page/index.html") {
@@ -35,4 +38,16 @@ base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
     println!("cargo:rustc-env=FLUXSTAT_PAGE_LEN={}", served.len());
     println!("cargo:rustc-env=FLUXSTAT_PAGE_CSP={csp}");
     println!("cargo:rustc-env=FLUXSTAT_PAGE_ETAG={etag}");
+}
+
+/// `cfg(procfs)` where the machine is read from `/proc` and `/sys` (Linux, Android
+/// and the other systems with a Linux-style procfs); not on Windows or Apple's
+/// systems, which have their own readers (`src/sample/windows/`, `src/sample/macos.rs`).
+fn platform() {
+    println!("cargo::rustc-check-cfg=cfg(procfs)");
+    let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    let vendor = std::env::var("CARGO_CFG_TARGET_VENDOR").unwrap_or_default();
+    if os != "windows" && vendor != "apple" {
+        println!("cargo::rustc-cfg=procfs");
+    }
 }

@@ -11,7 +11,9 @@
 #                    or panic locations)
 #   FLUXSTAT_ARTEFACT_RUSTFLAGS  more rustc flags for the artefacts
 #   TARGET           also mipsel-unknown-linux-musl, experimental (see cross/README.md),
-#                    and x86_64-unknown-linux-musl, a static x86-64 build
+#                    x86_64-unknown-linux-musl, a static x86-64 build, and
+#                    x86_64-pc-windows-gnu (fluxstat-x86_64-pc-windows-gnu.exe, run
+#                    under wine)
 #   FLUXSTAT_GLIBC   glibc version the -gnu binaries require at least (default 2.17)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -36,7 +38,7 @@ for arg in "$@"; do
 done
 ((${#targets[@]})) || targets=("${TARGETS[@]}")
 
-"$here/setup.sh"
+"$here/setup.sh" "${targets[@]}"
 use_cross_toolchain
 
 # shellcheck disable=SC2054
@@ -59,13 +61,18 @@ for target in "${targets[@]}"; do
     log "building $target"
     started=$SECONDS
     cross_cargo zig build "$target" "${cargo_args[@]}"
-    artefact="$out/fluxstat-$target"
-    cp "target/$target/release/fluxstat" "$artefact"
-    runner="$(qemu_runner "$target")"
+    exe="$(exe_name "$target")"
+    artefact="$out/fluxstat-$target${exe#fluxstat}"
+    cp "target/$target/release/$exe" "$artefact"
+    if is_windows_target "$target" && [[ -z ${WINEPREFIX:-} ]]; then
+        wine_prefix_start
+        trap wine_prefix_stop EXIT
+    fi
+    runner="$(target_runner "$target")"
     log "$target built in $((SECONDS - started)) s; running it${runner:+ under $runner}"
     # shellcheck disable=SC2086 # the runner is a command line, or empty
     $runner "$artefact" --version || die "$artefact does not run${runner:+ under $runner}"
-    names+=("fluxstat-$target")
+    names+=("${artefact##*/}")
 done
 
 cd "$out"

@@ -12,8 +12,21 @@ use std::time::Duration;
 use crate::access::{self, Allowlist};
 use crate::glob::GlobList;
 use crate::log::Level;
-use crate::sample::disk::{DiskFilter, DEFAULT_EXCLUDE_FS, DEFAULT_EXCLUDE_MOUNT};
-use crate::sample::network::{NetFilter, DEFAULT_EXCLUDE as DEFAULT_NET_EXCLUDE};
+use crate::sample::disk::DiskFilter;
+use crate::sample::network::NetFilter;
+// This platform's defaults (Linux's, Windows' or macOS'): `sample` picks them.
+use crate::sample::{DEFAULT_EXCLUDE_FS, DEFAULT_EXCLUDE_MOUNT, DEFAULT_NET_EXCLUDE};
+
+/// The system this build is for, where `--procfs` and `--sysfs` mean nothing
+/// (it has no procfs: its own readers, `sample::windows` or `sample::macos`);
+/// `None` where they apply.
+const NO_PROCFS: Option<&str> = if cfg!(windows) {
+    Some("Windows")
+} else if cfg!(target_vendor = "apple") {
+    Some("macOS")
+} else {
+    None
+};
 
 /// The port of the original tool, kept so existing pollers need no change.
 pub const DEFAULT_PORT: u16 = 8001;
@@ -263,10 +276,23 @@ const OPTIONS: &[Opt] = &[
     Opt {
         name: "procfs",
         value: "PATH",
-        default: "/proc",
-        help: "Where procfs is mounted, e.g. the host's /proc inside a container.",
+        default: if NO_PROCFS.is_some() { "" } else { "/proc" },
+        help: if NO_PROCFS.is_some() {
+            "Linux only: refused on this system, which has no procfs."
+        } else {
+            "Where procfs is mounted, e.g. the host's /proc inside a container."
+        },
     },
-    Opt { name: "sysfs", value: "PATH", default: "/sys", help: "Where sysfs is mounted." },
+    Opt {
+        name: "sysfs",
+        value: "PATH",
+        default: if NO_PROCFS.is_some() { "" } else { "/sys" },
+        help: if NO_PROCFS.is_some() {
+            "Linux only: refused on this system, which has no sysfs."
+        } else {
+            "Where sysfs is mounted."
+        },
+    },
     Opt { name: "log-level", value: "LEVEL", default: "info", help: "error, warn, info or debug." },
     Opt {
         name: "allow",
@@ -416,6 +442,14 @@ pub fn parse(
     let dir = |name: &'static str| -> Result<PathBuf, ConfigError> {
         let (v, src) = value(name);
         let path = PathBuf::from(&v);
+        if let Some(system) = NO_PROCFS {
+            // The option is refused, not ignored; the (empty) default is never read.
+            let set = given.iter().any(|(n, _)| *n == name) || env(&env_name(name)).is_some();
+            return match set {
+                true => Err(ConfigError(format!("{src}: there is no {name} on {system}"))),
+                false => Ok(path),
+            };
+        }
         if path.is_dir() {
             Ok(path)
         } else {

@@ -16,4 +16,6 @@ pub mod sample;
 pub mod server;
 pub mod snapshot;
 pub mod socket;
+#[cfg(windows)]
+pub mod windows;
 pub mod wire;

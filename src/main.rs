@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_signal::{Signal, Signals};
+#[cfg(not(windows))]
 use smol::stream::StreamExt;
 
 use fluxstat::access::{self, Access, Allowlist, Hosts};
@@ -19,6 +20,12 @@ use fluxstat::{debug, error, info, log, socket, warn};
 /// Responses in flight get this long after a signal; with the rest of the
 /// shutdown this keeps the exit well within the promised 2 s.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
+
+/// The signals that stop the server; on Windows async-signal knows only Ctrl-C.
+#[cfg(not(windows))]
+const SIGNALS: [Signal; 2] = [Signal::Term, Signal::Int];
+#[cfg(windows)]
+const SIGNALS: [Signal; 1] = [Signal::Int];
 
 fn main() -> ExitCode {
     match config::parse(std::env::args_os().skip(1), |k| std::env::var(k).ok()) {
@@ -51,7 +58,9 @@ fn run(config: Config) -> Result<(), String> {
     }
     let access = access(&config)?;
     // Registered first, so a signal during start-up is not lost.
-    let mut signals = Signals::new([Signal::Term, Signal::Int]).map_err(|e| format!("cannot handle signals: {e}"))?;
+    let mut signals = Signals::new(SIGNALS).map_err(|e| format!("cannot handle signals: {e}"))?;
+    #[cfg(windows)]
+    let console = fluxstat::windows::console_events().map_err(|e| format!("cannot handle console events: {e}"))?;
 
     let stats = Arc::new(Stats::default());
     let sampler = SamplerConfig {
@@ -65,8 +74,14 @@ fn run(config: Config) -> Result<(), String> {
     // it or for a signal, so that a signal ends start-up at once whatever a reader does.
     let starting = sample::spawn(sampler).map_err(|e| e.to_string())?;
     debug!("taking the first sample");
+    #[cfg(not(windows))]
     let first = smol::block_on(smol::future::or(async { Ok(starting.first().await) }, async {
         Err(signals.next().await.and_then(Result::ok))
+    }));
+    // Ctrl-C or a console event (see below).
+    #[cfg(windows)]
+    let first = smol::block_on(smol::future::or(async { Ok(starting.first().await) }, async {
+        Err(fluxstat::windows::stop_requested(&mut signals, &console).await)
     }));
     let latest = match first {
         Ok(first) => first.map_err(|e| e.to_string())?,
@@ -92,22 +107,38 @@ fn run(config: Config) -> Result<(), String> {
         access,
         page: config.page,
     };
+    #[cfg(not(windows))]
     let shutdown = async move {
         if let Some(Ok(signal)) = signals.next().await {
             info!("received {}, shutting down", signal_name(Some(signal)));
         }
     };
+    // Ctrl-C, or a console event: Ctrl-Break, window closed, logoff, shutdown.
+    #[cfg(windows)]
+    let shutdown = async move {
+        let name = fluxstat::windows::stop_requested(&mut signals, &console).await;
+        info!("received {name}, shutting down");
+    };
     server::run(listeners, latest, settings, stats, shutdown).map_err(|e| format!("server failed: {e}"))?;
     info!("stopped");
+    #[cfg(windows)]
+    fluxstat::windows::stopped();
     Ok(())
 }
 
+#[cfg(not(windows))]
 fn signal_name(signal: Option<Signal>) -> &'static str {
     match signal {
         Some(Signal::Int) => "SIGINT",
         Some(Signal::Term) => "SIGTERM",
         _ => "a signal",
     }
+}
+
+/// Windows: the stop request is named already (Ctrl-C, Ctrl-Break, console close…).
+#[cfg(windows)]
+fn signal_name(name: &'static str) -> &'static str {
+    name
 }
 
 /// The access policy: reads the token file (a failure is a runtime error, exit 1)

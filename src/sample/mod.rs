@@ -40,33 +40,76 @@
 //!
 //! At `--log-level debug` each sample logs its duration, and each reader failure
 //! its path and OS error.
+//!
+//! **Platforms.** This is the one place that picks the platform. Everything above
+//! is Linux (and any other system with a procfs): `Sampler::new` and `sample` below.
+//! On Windows, `windows` has the `Sampler::new` and `sample` that read the machine
+//! through Win32 and sysinfo; on macOS, `macos` has them, on sysinfo. The readers
+//! that only make sense with a procfs (`files`, `host`, `own`) are left out on
+//! Windows; `disk` and `network` lend every platform their filters, `DiskReader`
+//! (statvfs, or its Windows equivalent, under a deadline) and `Rates`. The
+//! platform's own parts of the `Sampler` are the fields marked with its `cfg`.
 
 pub mod cpu;
 pub mod disk;
+#[cfg(not(windows))]
 pub mod files;
 pub mod fs;
+#[cfg(not(windows))]
 pub mod host;
 pub mod load;
+#[cfg(any(target_vendor = "apple", test))]
+pub mod macos;
 pub mod memory;
 pub mod names;
 pub mod network;
+#[cfg(not(windows))]
 pub mod own;
 pub mod temperature;
+#[cfg(windows)]
+pub mod windows;
 pub mod worker;
 
 use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::log::Level;
 use crate::published::{Latest, Published};
 use crate::server::Stats;
-use crate::snapshot::{Host, Own, Sensor, Snapshot};
-use files::{KeptFile, Miss, SMALL, TABLE};
-use worker::{Refused, Worker};
+use crate::snapshot::{Host, Own, Snapshot};
+#[cfg(procfs)]
+use {
+    crate::log::Level,
+    crate::snapshot::Sensor,
+    files::{KeptFile, Miss, SMALL, TABLE},
+    worker::{Refused, Worker},
+};
+
+// The first sample's hand-over (`Starting`) is a socket pair, which the executor
+// can wait on; Windows has none: a loopback connection there (`windows::Pair`).
+#[cfg(unix)]
+use std::os::unix::net::UnixStream as Ready;
+#[cfg(windows)]
+use {crate::windows::Pair as _, std::net::TcpStream as Ready};
+
+// The families a platform does not have (`note_failures`).
+#[cfg(target_vendor = "apple")]
+use macos::ABSENT;
+#[cfg(windows)]
+use windows::ABSENT;
+
+// This platform's default `--disk-exclude-fs`, `--disk-exclude-mount` and `--net-exclude`.
+#[cfg(target_vendor = "apple")]
+pub use macos::{DEFAULT_EXCLUDE_FS, DEFAULT_EXCLUDE_MOUNT, DEFAULT_NET_EXCLUDE};
+#[cfg(windows)]
+pub use windows::{DEFAULT_EXCLUDE_FS, DEFAULT_EXCLUDE_MOUNT, DEFAULT_NET_EXCLUDE};
+#[cfg(procfs)]
+pub use {
+    disk::{DEFAULT_EXCLUDE_FS, DEFAULT_EXCLUDE_MOUNT},
+    network::DEFAULT_EXCLUDE as DEFAULT_NET_EXCLUDE,
+};
 
 /// The shortest CPU window sysinfo measures (`sysinfo::MINIMUM_CPU_UPDATE_INTERVAL`):
 /// closer readings are skipped by sysinfo and would republish stale figures.
@@ -129,6 +172,7 @@ pub enum Cause {
 }
 
 /// The files read every sample, kept open.
+#[cfg(procfs)]
 #[derive(Debug)]
 struct Files {
     meminfo: KeptFile,
@@ -150,15 +194,26 @@ pub struct Sampler {
     /// The families of the current sample that are null because of fluxstat.
     degraded: Vec<(&'static str, Cause)>,
     rates: network::Rates,
+    // macOS reads disks through sysinfo (`macos::Lists`).
+    #[cfg_attr(target_vendor = "apple", allow(dead_code))]
     disks: disk::DiskReader,
+    #[cfg(procfs)]
     files: Files,
+    #[cfg(procfs)]
     temperatures: Worker<Option<Vec<Sensor>>>,
     /// How long a sample waits for the temperature readers.
     deadline: Duration,
     /// When `run` takes the next sample: the temperature readers run just before.
     next_tick: Option<Instant>,
     /// When the temperature readers last found no sensor at all.
+    #[cfg(procfs)]
     sensorless_since: Option<Instant>,
+    /// Windows: CPU times (`windows::cpu`).
+    #[cfg(windows)]
+    cpu: windows::cpu::Meter,
+    /// macOS: sysinfo's disk and network lists.
+    #[cfg(target_vendor = "apple")]
+    lists: macos::Lists,
     host: Option<(Instant, Host)>,
     processes: Option<(Instant, u64)>,
 }
@@ -178,6 +233,8 @@ pub fn reader_deadline(interval: Duration) -> Duration {
     (interval / 2).clamp(Duration::from_millis(250), Duration::from_secs(1))
 }
 
+/// The procfs platform's readers (Linux); Windows' and macOS' are in their modules.
+#[cfg(procfs)]
 impl Sampler {
     /// Creates the sampler and takes the first CPU reading (the start of the first window).
     pub fn new(config: SamplerConfig) -> Result<Sampler, SamplerError> {
@@ -355,7 +412,10 @@ impl Sampler {
             None => {}
         }
     }
+}
 
+impl Sampler {
+    #[cfg_attr(not(procfs), allow(dead_code))]
     fn is_degraded(&self, family: &str) -> bool {
         self.degraded.iter().any(|(f, _)| *f == family)
     }
@@ -380,6 +440,9 @@ impl Sampler {
             .into_iter()
             .map(|f| (f, self.degraded.iter().find(|(d, _)| *d == f).map(|(_, c)| *c)))
             .collect();
+        // The families this platform does not have are null for good: no warning.
+        #[cfg(not(procfs))]
+        let now: Vec<_> = now.into_iter().filter(|(f, _)| !ABSENT.contains(f)).collect();
         for &(name, cause) in now.iter().filter(|n| !self.failed.contains(n)) {
             match cause {
                 None => crate::warn!("{name} figures unavailable; serving null until they return"),
@@ -407,6 +470,7 @@ impl Sampler {
 }
 
 /// The value of a kept file's parse, or the miss recorded.
+#[cfg(procfs)]
 fn keep<T>(family: &'static str, r: Result<Option<T>, Miss>, misses: &mut Vec<(&'static str, Miss)>) -> Option<T> {
     r.map_err(|m| misses.push((family, m))).ok().flatten()
 }
@@ -416,14 +480,14 @@ fn keep<T>(family: &'static str, r: Result<Option<T>, Miss>, misses: &mut Vec<(&
 /// in a way that lets it also wait for a signal.
 pub struct Starting {
     first: Arc<Mutex<Option<Result<Arc<Latest>, SamplerError>>>>,
-    ready: UnixStream,
+    ready: Ready,
 }
 
 /// Starts the sampler thread. It takes the first sample with a real CPU window,
 /// hands it over (see `Starting`), then publishes into that slot every interval;
 /// it ends once the slot is dropped.
 pub fn spawn(config: SamplerConfig) -> Result<Starting, SamplerError> {
-    let (ready, tell) = UnixStream::pair().map_err(|e| SamplerError(format!("cannot start the sampler: {e}")))?;
+    let (ready, tell) = Ready::pair().map_err(|e| SamplerError(format!("cannot start the sampler: {e}")))?;
     let first = Arc::new(Mutex::new(None));
     let slot = Arc::clone(&first);
     std::thread::Builder::new()
@@ -507,7 +571,7 @@ pub fn unix_micros(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
-#[cfg(test)]
+#[cfg(all(test, procfs))]
 mod tests {
     use super::*;
 

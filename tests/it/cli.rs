@@ -20,6 +20,15 @@ pub fn fluxstat() -> Command {
     cmd.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
     // The emulator's own settings (QEMU_LD_PREFIX in cross's images) survive env_clear.
     cmd.envs(std::env::vars().filter(|(k, _)| k.starts_with("QEMU_")));
+    // Winsock does not start without SystemRoot. A console of its own, so that
+    // a test can send it console events (`Running::console_event`).
+    #[cfg(windows)]
+    {
+        use std::os::windows::process::CommandExt;
+        const CREATE_NEW_CONSOLE: u32 = 0x10;
+        cmd.envs(std::env::vars().filter(|(k, _)| k.eq_ignore_ascii_case("SystemRoot")));
+        cmd.creation_flags(CREATE_NEW_CONSOLE);
+    }
     cmd
 }
 
@@ -79,6 +88,26 @@ impl Running {
         (addr.parse().unwrap_or_else(|_| panic!("address in the log line: {line}")), families.to_owned())
     }
 
+    /// Windows: sends a console event (`CTRL_C_EVENT`…) to fluxstat's console,
+    /// from a helper process (tests/it/windows.rs, `console_event_helper`).
+    #[cfg(windows)]
+    pub fn console_event(&self, event: u32) {
+        let exe = std::env::current_exe().expect("the test binary");
+        let out = Command::new(exe)
+            .args(["--ignored", "--exact", "windows::console_event_helper", "--test-threads=1"])
+            .env("FLUXSTAT_CONSOLE_EVENT", format!("{event} {}", self.child.id()))
+            .output()
+            .expect("the helper runs");
+        assert!(out.status.success(), "helper: {}", String::from_utf8_lossy(&out.stdout));
+    }
+
+    /// SIGTERM and SIGINT; on Windows the console's Ctrl-C stands in for both.
+    #[cfg(windows)]
+    pub fn signal(&self, _name: &str) {
+        self.console_event(0);
+    }
+
+    #[cfg(not(windows))]
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status();
         assert!(status.expect("kill runs").success());

@@ -16,7 +16,12 @@ mod page;
 mod process;
 mod properties;
 mod robustness;
+// Sensor readers under a deadline, FIFOs, SIGTERM, procfs misses: Linux-only
+// (cross/windows/skipped-tests).
+#[cfg(procfs)]
 mod sampling;
 mod security;
 mod soak;
 mod support;
+#[cfg(windows)]
+mod windows;

@@ -3,8 +3,11 @@
 //! responses with httparse.
 
 use std::io::{self, Read, Write};
+#[cfg(windows)]
+use std::net::TcpStream as StopStream;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::unix::net::UnixStream;
+#[cfg(unix)]
+use std::os::unix::net::UnixStream as StopStream;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -92,7 +95,7 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub stats: Arc<Stats>,
     pub latest: Arc<Latest>,
-    stop: Option<UnixStream>,
+    stop: Option<StopStream>,
     thread: Option<JoinHandle<io::Result<()>>>,
 }
 
@@ -135,7 +138,7 @@ impl TestServer {
     fn serve(listener: TcpListener, latest: Arc<Latest>, settings: Settings, stats: Arc<Stats>) -> TestServer {
         capture_logs();
         let addr = listener.local_addr().expect("local addr");
-        let (stop, stop_rx) = UnixStream::pair().expect("socketpair");
+        let (stop, stop_rx) = stop_pair();
         let (l, s) = (Arc::clone(&latest), Arc::clone(&stats));
         let thread = std::thread::spawn(move || {
             let stop_rx = smol::Async::new(stop_rx).expect("async socketpair");
@@ -168,6 +171,22 @@ impl Drop for TestServer {
             self.stop();
         }
     }
+}
+
+/// Two connected sockets: dropping the first ends the reads of the second, which
+/// is how a `TestServer` is told to stop. A socketpair where there is one; Windows
+/// has none, so a loopback TCP connection there.
+#[cfg(unix)]
+fn stop_pair() -> (StopStream, StopStream) {
+    StopStream::pair().expect("socketpair")
+}
+
+#[cfg(windows)]
+fn stop_pair() -> (StopStream, StopStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let stop = StopStream::connect(listener.local_addr().expect("local addr")).expect("connect");
+    let (stop_rx, _) = listener.accept().expect("accept");
+    (stop, stop_rx)
 }
 
 /// A parsed response.
@@ -306,10 +325,11 @@ pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
     HEAVY.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Whether the tests run under an emulator (`cross/test-under-qemu.sh`), where
-/// load-sized tests scale their counts down.
+/// Whether the tests run under an emulator (`cross/test-under-qemu.sh`, or wine:
+/// `cross/test-under-wine.sh`), where load-sized tests scale their counts down.
 pub fn emulated() -> bool {
     std::env::var_os("FLUXSTAT_TEST_RUNNER").is_some_and(|r| !r.is_empty())
+        || std::env::var_os("FLUXSTAT_UNDER_WINE").is_some()
 }
 
 /// Polls `cond` until it holds or `PATIENCE` runs out.
