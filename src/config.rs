@@ -178,6 +178,10 @@ pub struct Config {
     pub idle_timeout: Duration,
     pub disks: DiskFilter,
     pub network: NetFilter,
+    /// `--disk-io-exclude`: block devices left out of `disk_io`.
+    pub disk_io_exclude: GlobList,
+    /// `--dhcp-leases`: dnsmasq lease files; empty means the usual ones.
+    pub dhcp_leases: Vec<PathBuf>,
     pub procfs: PathBuf,
     pub sysfs: PathBuf,
     pub log_level: Level,
@@ -257,6 +261,18 @@ const OPTIONS: &[Opt] = &[
         value: "GLOBS",
         default: DEFAULT_NET_EXCLUDE,
         help: "Network interfaces left out, comma-separated (* and ? wildcards); empty lists all. The default applies only without --net-include.",
+    },
+    Opt {
+        name: "disk-io-exclude",
+        value: "GLOBS",
+        default: crate::sample::diskio::DEFAULT_EXCLUDE,
+        help: "Block devices left out of disk_io, comma-separated (* and ? wildcards); empty lists all.",
+    },
+    Opt {
+        name: "dhcp-leases",
+        value: "PATH",
+        default: "",
+        help: "A dnsmasq lease file to count leases in; repeat for several (env: comma-separated). Default: /tmp/dhcp.leases and /var/lib/misc/dnsmasq.leases.",
     },
     Opt {
         name: "procfs",
@@ -405,6 +421,22 @@ pub fn parse(
         None => GlobList::parse(DEFAULT_NET_EXCLUDE),
     };
     let network = NetFilter { include, exclude };
+    let disk_io_exclude = GlobList::parse(&value("disk-io-exclude").0);
+    let dhcp_leases = {
+        let flags: Vec<String> = given.iter().filter(|(n, _)| *n == "dhcp-leases").map(|(_, v)| v.clone()).collect();
+        let (list, src) = if flags.is_empty() {
+            let var = env_name("dhcp-leases");
+            let list: Vec<String> =
+                env(&var).map(|v| v.split(',').map(|p| p.trim().to_owned()).collect()).unwrap_or_default();
+            (list, var)
+        } else {
+            (flags, "--dhcp-leases".to_owned())
+        };
+        if list.iter().any(String::is_empty) {
+            return Err(ConfigError(format!("{src}: a path is empty; name the lease file")));
+        }
+        list.into_iter().map(PathBuf::from).collect()
+    };
     let dir = |name: &'static str| -> Result<PathBuf, ConfigError> {
         let (v, src) = value(name);
         let path = PathBuf::from(&v);
@@ -446,6 +478,8 @@ pub fn parse(
         idle_timeout,
         disks,
         network,
+        disk_io_exclude,
+        dhcp_leases,
         procfs,
         sysfs,
         log_level,

@@ -41,9 +41,16 @@
 //! At `--log-level debug` each sample logs its duration, and each reader failure
 //! its path and OS error.
 
+pub mod conntrack;
 pub mod cpu;
+pub mod cpufreq;
+pub mod dhcp;
 pub mod disk;
+pub mod diskio;
+pub mod drivers;
+pub mod fans;
 pub mod files;
+pub mod flash;
 pub mod fs;
 pub mod host;
 pub mod load;
@@ -51,7 +58,10 @@ pub mod memory;
 pub mod names;
 pub mod network;
 pub mod own;
+pub mod power;
+pub mod reboot;
 pub mod temperature;
+pub mod wifi;
 pub mod worker;
 
 use std::io::{Read, Write};
@@ -64,7 +74,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::log::Level;
 use crate::published::{Latest, Published};
 use crate::server::Stats;
-use crate::snapshot::{Host, Own, Sensor, Snapshot};
+use crate::snapshot::{FlashWear, Host, Own, Snapshot};
+use drivers::Drivers;
 use files::{KeptFile, Miss, SMALL, TABLE};
 use worker::{Refused, Worker};
 
@@ -78,6 +89,8 @@ const HOST_REFRESH: Duration = Duration::from_secs(60);
 /// 0.1 ms per hundred processes (examples/sample_cost), the largest share of a
 /// sample, for a figure that moves slowly.
 const PROCESSES_REFRESH: Duration = Duration::from_secs(5);
+/// How often the DHCP lease files are counted again.
+const DHCP_REFRESH: Duration = Duration::from_secs(10);
 
 /// Where the readers find the machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +115,10 @@ pub struct SamplerConfig {
     pub interval: Duration,
     pub disks: disk::DiskFilter,
     pub network: network::NetFilter,
+    /// Block devices left out of `disk_io` (`--disk-io-exclude`).
+    pub disk_io_exclude: crate::glob::GlobList,
+    /// `--dhcp-leases`; empty: dnsmasq's usual files under `rootfs`.
+    pub dhcp_leases: Vec<PathBuf>,
     pub roots: Roots,
     /// The responder's counters, reported in the document's `fluxstat` section.
     pub stats: Arc<Stats>,
@@ -113,6 +130,8 @@ impl SamplerConfig {
             interval,
             disks: disk::DiskFilter::default(),
             network: network::NetFilter::default(),
+            disk_io_exclude: crate::glob::GlobList::parse(diskio::DEFAULT_EXCLUDE),
+            dhcp_leases: Vec::new(),
             roots: Roots::default(),
             stats: Arc::default(),
         }
@@ -152,7 +171,16 @@ pub struct Sampler {
     rates: network::Rates,
     disks: disk::DiskReader,
     files: Files,
-    temperatures: Worker<Option<Vec<Sensor>>>,
+    /// Temperatures, fans, power, CPU frequency, Wi-Fi (`drivers`).
+    drivers: Worker<Drivers>,
+    /// The driver families present in the last run: blamed when the worker is late.
+    drivers_present: Vec<&'static str>,
+    disk_io: diskio::DiskIo,
+    conntrack: conntrack::ConntrackFiles,
+    /// Flash wear and the reboot flag, read with the host facts.
+    rare: Option<(Instant, Option<Vec<FlashWear>>, Option<bool>)>,
+    /// DHCP leases, counted every `DHCP_REFRESH`.
+    dhcp: Option<(Instant, Option<u64>)>,
     /// How long a sample waits for the temperature readers.
     deadline: Duration,
     /// When `run` takes the next sample: the temperature readers run just before.
@@ -197,6 +225,7 @@ impl Sampler {
             own: own::OwnFiles::default(),
             processes: host::ProcessCounter::new(procfs),
         };
+        let conntrack = conntrack::ConntrackFiles::new(procfs);
         Ok(Sampler {
             sys,
             deadline: reader_deadline(config.interval),
@@ -208,7 +237,15 @@ impl Sampler {
             rates: network::Rates::default(),
             disks: disk::DiskReader::new(disk_timeout),
             files,
-            temperatures: Worker::new("sensors", interval, move || temperature::read(&sysfs)),
+            drivers: {
+                let job = drivers::Job::new(sysfs);
+                Worker::new("sensors", interval, move || job.run())
+            },
+            drivers_present: vec!["temperature"],
+            disk_io: diskio::DiskIo::default(),
+            conntrack,
+            rare: None,
+            dhcp: None,
             next_tick: None,
             sensorless_since: None,
             host: None,
@@ -264,10 +301,33 @@ impl Sampler {
             temperatures: None,
             host: Some(host),
             processes,
-            own: Own::default(),
-            taken_at_us: 0,
+            disk_io: self.disk_io.read(&roots.procfs, &roots.sysfs, &self.config.disk_io_exclude, started),
+            conntrack: self.conntrack.read(),
+            ..Snapshot::default()
         };
-        snapshot.temperatures = self.collect_temperatures(started + self.deadline);
+        let (flash, reboot_required) = match &self.rare {
+            Some((at, f, r)) if at.elapsed() < HOST_REFRESH => (f.clone(), *r),
+            _ => {
+                let (f, r) = (flash::read(&roots.sysfs), reboot::read(&roots.rootfs));
+                self.rare = Some((started, f.clone(), r));
+                (f, r)
+            }
+        };
+        (snapshot.flash, snapshot.reboot_required) = (flash, reboot_required);
+        snapshot.dhcp_leases = match self.dhcp {
+            Some((at, n)) if at.elapsed() < DHCP_REFRESH => n,
+            _ => {
+                let now = unix_micros(SystemTime::now()).max(0).unsigned_abs() / 1_000_000;
+                let n = dhcp::read(&dhcp::paths(&self.config.dhcp_leases, &roots.rootfs), now);
+                self.dhcp = Some((started, n));
+                n
+            }
+        };
+        if let Some(d) = self.collect_drivers(started + self.deadline) {
+            snapshot.temperatures = d.temperatures;
+            (snapshot.fans, snapshot.power, snapshot.cpu_frequency, snapshot.wifi) =
+                (d.fans, d.power, d.cpu_frequency, d.wifi);
+        }
         snapshot.taken_at_us = unix_micros(SystemTime::now());
         self.explain(&snapshot, &misses);
         let stats = &self.config.stats;
@@ -286,16 +346,17 @@ impl Sampler {
         snapshot
     }
 
-    /// The temperature readers' result, from their worker; `None` (and the family
-    /// degraded) when they are past the deadline, still stuck, or have no thread.
-    /// A machine without sensors is looked at again every `HOST_REFRESH` only,
-    /// with the worker's timer stopped meanwhile: VMs and some boards have none.
-    fn collect_temperatures(&mut self, deadline: Instant) -> Option<Vec<Sensor>> {
+    /// The driver readers' results (`drivers`), from their worker; `None` (and
+    /// the families they last had degraded) when they are past the deadline,
+    /// still stuck, or have no thread. A machine where they find nothing at all is
+    /// looked at again every `HOST_REFRESH` only, with the worker's timer stopped
+    /// meanwhile: VMs and some boards have none.
+    fn collect_drivers(&mut self, deadline: Instant) -> Option<Drivers> {
         if self.sensorless_since.is_some_and(|at| at.elapsed() < HOST_REFRESH) {
-            return Some(Vec::new());
+            return Some(Drivers { temperatures: Some(Vec::new()), ..Drivers::default() });
         }
-        let cause = match self.temperatures.collect(deadline, self.next_tick) {
-            Ok(Some(t)) if t.is_empty() => match files::descriptor_shortage() {
+        let cause = match self.drivers.collect(deadline, self.next_tick) {
+            Ok(t) if t.is_empty() => match files::descriptor_shortage() {
                 // No sensor file could be opened: unknown, not none.
                 Some(e) => {
                     crate::debug!("temperature: no sensors while this process cannot open files: {e}");
@@ -303,13 +364,21 @@ impl Sampler {
                 }
                 None => {
                     self.sensorless_since = Some(Instant::now());
-                    self.temperatures.pause();
-                    return Some(t);
+                    self.drivers.pause();
+                    return Some(Drivers { temperatures: Some(Vec::new()), ..t });
                 }
             },
             Ok(t) => {
                 self.sensorless_since = None;
-                return t;
+                let present = [
+                    ("fans", t.fans.is_some()),
+                    ("power", t.power.is_some()),
+                    ("cpu_frequency", t.cpu_frequency.is_some()),
+                    ("wifi", t.wifi.is_some()),
+                ];
+                self.drivers_present = vec!["temperature"];
+                self.drivers_present.extend(present.iter().filter(|p| p.1).map(|p| p.0));
+                return Some(t);
             }
             Err(Refused::Late) => {
                 crate::debug!("temperature: the readers did not answer within {} ms", self.deadline.as_millis());
@@ -324,7 +393,7 @@ impl Sampler {
                 Cause::Shortage
             }
         };
-        self.degraded.push(("temperature", cause));
+        self.degraded.extend(self.drivers_present.iter().map(|f| (*f, cause)));
         None
     }
 
