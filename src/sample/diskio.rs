@@ -79,7 +79,7 @@ impl DiskIo {
             .map(|s| {
                 let prev =
                     self.previous.binary_search_by(|p| p.name.as_str().cmp(&s.name)).ok().map(|i| &self.previous[i]);
-                let d = |f: fn(&Stat) -> u64| Some(delta(f(prev?), f(s))?);
+                let d = |f: fn(&Stat) -> u64| delta(f(prev?), f(s));
                 let per_sec = |n: u64| secs.map(|t| n as f64 / t);
                 BlockDevice {
                     name: s.name.clone(),

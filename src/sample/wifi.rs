@@ -38,7 +38,6 @@ const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 const NLM_F_REQUEST: u16 = 1;
 const NLM_F_MULTI: u16 = 2;
-const NLM_F_ACK: u16 = 4;
 const NLM_F_DUMP: u16 = 0x300;
 const GENL_ID_CTRL: u16 = 0x10;
 const CTRL_CMD_GETFAMILY: u8 = 3;
@@ -192,7 +191,7 @@ impl<T: Transport> Wifi<T> {
         let mut value = name.as_bytes().to_vec();
         value.push(0);
         let attr = attribute(CTRL_ATTR_FAMILY_NAME, &value);
-        parse_family_id(&self.ask(GENL_ID_CTRL, CTRL_CMD_GETFAMILY, NLM_F_ACK, &attr)?)
+        parse_family_id(&self.ask(GENL_ID_CTRL, CTRL_CMD_GETFAMILY, 0, &attr)?)
     }
 
     fn ask(&mut self, family: u16, cmd: u8, flags: u16, attrs: &[u8]) -> Option<Vec<u8>> {
@@ -363,6 +362,9 @@ impl Replay {
         let mut replies = Vec::new();
         for e in std::fs::read_dir(dir)? {
             let path = e?.path();
+            if path.extension().is_none_or(|x| x != "hex") {
+                continue;
+            }
             let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else { continue };
             replies.push((name, parse_hex(&std::fs::read_to_string(&path)?)?));
         }
