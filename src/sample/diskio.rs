@@ -13,11 +13,13 @@
 //! of a device, a 32-bit wrap allowed for (diskstats fields are `unsigned long`,
 //! 32 bits on 32-bit kernels), a counter that went back otherwise is a reset and
 //! gives no rate. Sectors are 512 bytes whatever the device's block size.
-//! Keys are kernel names, unique (`names::make_unique`).
+//! Keys are kernel names, unique (`names::make_unique`). diskstats is kept open
+//! and read again from offset 0 each sample (`files::KeptFile`), at most 1 MiB.
 
 use std::path::Path;
 use std::time::Instant;
 
+use super::files::KeptFile;
 use super::network::delta;
 use super::{fs, names};
 use crate::glob::GlobList;
@@ -45,15 +47,17 @@ pub struct DiskIo {
     /// The diskstats names the whole-disk list was made for, and that list.
     listed_for: Vec<String>,
     whole: Option<Vec<String>>,
+    /// `<procfs>/diskstats`, kept open and read again from offset 0.
+    file: Option<KeptFile>,
 }
 
-const MAX_LINE: usize = 512;
-const MAX_TABLE: u64 = 4 * 1024 * 1024;
+/// The most of diskstats read: some 10,000 devices.
+const MAX_TABLE: usize = 1024 * 1024;
 
 impl DiskIo {
     pub fn read(&mut self, procfs: &Path, sysfs: &Path, exclude: &GlobList, now: Instant) -> Option<Vec<BlockDevice>> {
-        let mut stats = Vec::new();
-        fs::read_lines(&procfs.join("diskstats"), MAX_LINE, MAX_TABLE, &mut |l| stats.extend(parse_line(l))).ok()?;
+        let file = self.file.get_or_insert_with(|| KeptFile::new(procfs.join("diskstats"), MAX_TABLE));
+        let stats: Vec<Stat> = file.read().ok()?.lines().filter_map(|l| parse_line(l.as_bytes())).collect();
         let names: Vec<String> = stats.iter().map(|s| s.name.clone()).collect();
         if names != self.listed_for {
             self.whole = list_whole(&sysfs.join("block"));
