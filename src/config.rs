@@ -786,6 +786,26 @@ mod tests {
     }
 
     #[test]
+    fn dhcp_lease_files_and_the_disk_io_filter() {
+        let c = run(&[], &[]).expect("defaults");
+        assert!(c.dhcp_leases.is_empty(), "empty: the usual files");
+        assert!(
+            c.disk_io_exclude.matches("zram0")
+                && c.disk_io_exclude.matches("loop7")
+                && !c.disk_io_exclude.matches("mmcblk0")
+        );
+        let c = run(&["--dhcp-leases", "/a", "--dhcp-leases=/b"], &[("FLUXSTAT_DHCP_LEASES", "/c")]).expect("flags");
+        assert_eq!(c.dhcp_leases, [PathBuf::from("/a"), PathBuf::from("/b")], "flags win over the variable");
+        let c = run(&[], &[("FLUXSTAT_DHCP_LEASES", "/c, /d")]).expect("variable");
+        assert_eq!(c.dhcp_leases, [PathBuf::from("/c"), PathBuf::from("/d")]);
+        let e = run(&["--dhcp-leases", ""], &[]).expect_err("empty path");
+        assert!(e.contains("--dhcp-leases") && e.contains("empty"), "{e}");
+        assert!(run(&[], &[("FLUXSTAT_DHCP_LEASES", "")]).is_err(), "an empty variable is not the defaults");
+        let c = run(&["--disk-io-exclude", ""], &[]).expect("empty list");
+        assert!(!c.disk_io_exclude.matches("loop0"));
+    }
+
+    #[test]
     fn an_included_interface_is_listed_despite_the_default_exclude() {
         let keeps =
             |args: &[&str], env: &[(&str, &str)], name: &str| run(args, env).expect("parses").network.keeps(name);
