@@ -87,11 +87,15 @@ fn main() {
         black_box(temperature::read(sys));
     });
     let chips = fluxstat::sample::drivers::hwmon_chips(sys);
-    time("hwmon chips (list)", n, || {
+    time("hwmon chips (every 60 s)", n, || {
         black_box(fluxstat::sample::drivers::hwmon_chips(sys));
     });
+    time("fans (list, every 60 s)", n, || {
+        black_box(fluxstat::sample::fans::list(&chips));
+    });
+    let fan_inputs = fluxstat::sample::fans::list(&chips);
     time("fans", n, || {
-        black_box(fluxstat::sample::fans::read(&chips));
+        black_box(fluxstat::sample::fans::read(&fan_inputs));
     });
     time("power", n, || {
         black_box(fluxstat::sample::power::read(sys, &chips));

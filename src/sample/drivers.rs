@@ -5,12 +5,13 @@
 //! blocks makes all five `null` for that sample (and `/health` degraded), as a
 //! stuck temperature read alone did before.
 //!
-//! The hwmon chips are listed once per run and shared by the fan and power
-//! readers. State that outlives a run (kept cpufreq files, the netlink socket)
-//! sits behind a mutex only this job takes.
+//! The hwmon chips and their fan inputs are listed every 60 s and shared by the
+//! fan and power readers. State that outlives a run (the lists, kept cpufreq
+//! files, the netlink socket) sits behind a mutex only this job takes.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use super::cpufreq::CpuFreq;
 use super::temperature::{self, sanitize};
@@ -39,25 +40,43 @@ impl Drivers {
     }
 }
 
+/// How often the hwmon chips and fan inputs are listed again.
+const RELIST: Duration = Duration::from_secs(60);
+
 /// The job's state across runs.
 pub struct Job {
     sysfs: PathBuf,
-    state: Mutex<(CpuFreq, Wifi<Kernel>)>,
+    state: Mutex<State>,
+}
+
+struct State {
+    /// The hwmon chips and their fan inputs, and when they were listed.
+    listed: Option<(Instant, Vec<(PathBuf, String)>, Vec<fans::Input>)>,
+    cpufreq: CpuFreq,
+    wifi: Wifi<Kernel>,
 }
 
 impl Job {
     pub fn new(sysfs: PathBuf) -> Job {
-        Job { sysfs, state: Mutex::new((CpuFreq::default(), Wifi::new(Kernel::default()))) }
+        let state = State { listed: None, cpufreq: CpuFreq::default(), wifi: Wifi::new(Kernel::default()) };
+        Job { sysfs, state: Mutex::new(state) }
     }
 
     pub fn run(&self) -> Drivers {
-        let chips = hwmon_chips(&self.sysfs);
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let (cpufreq, wifi) = &mut *state;
+        let State { listed, cpufreq, wifi } = &mut *state;
+        let (_, chips, fan_inputs) = match listed {
+            Some(l) if l.0.elapsed() < RELIST => l,
+            _ => {
+                let chips = hwmon_chips(&self.sysfs);
+                let inputs = fans::list(&chips);
+                listed.insert((Instant::now(), chips, inputs))
+            }
+        };
         Drivers {
             temperatures: temperature::read(&self.sysfs),
-            fans: fans::read(&chips),
-            power: power::read(&self.sysfs, &chips),
+            fans: fans::read(fan_inputs),
+            power: power::read(&self.sysfs, chips),
             cpu_frequency: cpufreq.read(&self.sysfs),
             wifi: wifi.read(),
         }

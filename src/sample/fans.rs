@@ -6,7 +6,9 @@
 //! Keys follow the temperatures' rule (`temperature::sanitize`,
 //! `names::make_unique`): chip name and label (`thinkpad_fan1` has none, so
 //! `thinkpad_fan1`; `nct6798_cpu_fan`), or chip name and `fan<N>`.
-//! The family is `null` on a machine without any fan input. Fan files are backed
+//! The family is `null` on a machine without any fan input. The inputs and their
+//! labels are listed with the hwmon chips (every 60 s, `drivers`); each sample
+//! reads two files per fan. Fan files are backed
 //! by drivers (tachometer over I²C or a PWM controller), so this reader runs under
 //! the sampler's deadline worker, beside the temperatures.
 
@@ -26,9 +28,18 @@ pub struct Raw {
     pub pwm: Option<u64>,
 }
 
-/// Reads the fans of `chips` (path, sanitised name), in the order given.
-pub fn read(chips: &[(PathBuf, String)]) -> Option<Vec<Fan>> {
-    let mut raw = Vec::new();
+/// One fan input found on a chip: its files and its name before `make_unique`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    pub name: String,
+    pub input: PathBuf,
+    pub pwm: PathBuf,
+}
+
+/// Lists the fan inputs of `chips` (path, sanitised name), in chip order then
+/// input number; labels are read here, once per listing.
+pub fn list(chips: &[(PathBuf, String)]) -> Vec<Input> {
+    let mut out = Vec::new();
     for (chip, chip_name) in chips {
         let mut inputs: Vec<u64> = std::fs::read_dir(chip)
             .into_iter()
@@ -38,18 +49,27 @@ pub fn read(chips: &[(PathBuf, String)]) -> Option<Vec<Fan>> {
             .collect();
         inputs.sort_unstable();
         for n in inputs {
-            let Some(rpm) = read_driver_value(&chip.join(format!("fan{n}_input"))).and_then(|v| v.parse().ok()) else {
-                continue;
-            };
             let label = read_driver_value(&chip.join(format!("fan{n}_label"))).map(|l| sanitize(&l));
             let name = match label {
                 Some(l) if !l.is_empty() => format!("{chip_name}_{l}"),
                 _ => format!("{chip_name}_fan{n}"),
             };
-            let pwm = read_driver_value(&chip.join(format!("pwm{n}"))).and_then(|v| v.parse().ok());
-            raw.push(Raw { name, rpm, pwm });
+            out.push(Input { name, input: chip.join(format!("fan{n}_input")), pwm: chip.join(format!("pwm{n}")) });
         }
     }
+    out
+}
+
+/// Reads the listed fans; `None` when there is none (or none could be read).
+pub fn read(inputs: &[Input]) -> Option<Vec<Fan>> {
+    let raw: Vec<Raw> = inputs
+        .iter()
+        .filter_map(|i| {
+            let rpm = read_driver_value(&i.input)?.parse().ok()?;
+            let pwm = read_driver_value(&i.pwm).and_then(|v| v.parse().ok());
+            Some(Raw { name: i.name.clone(), rpm, pwm })
+        })
+        .collect();
     (!raw.is_empty()).then(|| name_and_convert(raw))
 }
 
