@@ -12,7 +12,11 @@
 //! **No read can stall sampling.** Reads that call into device drivers run under
 //! a deadline on a helper thread (`worker`): the temperature family (thermal
 //! zones and hwmon chips talk to sensors over I²C, SMBus or firmware, and a wedged
-//! driver holds a `read` for seconds), and statvfs (`disk`, a worker of its own).
+//! driver holds a `read` for seconds) together with fans, the Pi's power flags,
+//! CPU frequency and Wi-Fi (one job, `drivers`), and statvfs (`disk`, a worker of
+//! its own). Also on the sampler thread, and cheap: `disk_io` and `conntrack`
+//! (kept-open procfs files), DHCP leases every 10 s, flash wear and the reboot flag
+//! every 60 s.
 //! The temperature readers run on their thread's own timer just before each tick,
 //! so their result is usually waiting when the sample needs it. They get half an
 //! interval, 250 ms to 1 s; past that the whole family is `null` (the key stays,
