@@ -2,16 +2,23 @@
 //! under `<procfs>/sys/net/netfilter/`. A full table drops new connections, so a
 //! router owner watches the percentage. `null` where the module is not loaded
 //! (access-point-only images, most desktops without a firewall). Both files are
-//! read every sample and kept open (`files::KeptFile`): two `pread`s.
+//! kept open (`files::KeptFile`); the count is read every sample, the maximum (a
+//! sysctl an administrator rarely changes) every 60 s: each read of a sysctl file
+//! costs the kernel a page allocation.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use super::files::{KeptFile, SMALL};
 use crate::snapshot::Conntrack;
 
+/// How often `nf_conntrack_max` is read again.
+const MAX_REFRESH: Duration = Duration::from_secs(60);
+
 pub struct ConntrackFiles {
     count: KeptFile,
     max: KeptFile,
+    last_max: Option<(Instant, u64)>,
 }
 
 impl ConntrackFiles {
@@ -20,13 +27,24 @@ impl ConntrackFiles {
         ConntrackFiles {
             count: KeptFile::new(dir.join("nf_conntrack_count"), SMALL),
             max: KeptFile::new(dir.join("nf_conntrack_max"), SMALL),
+            last_max: None,
         }
     }
 
     /// `None` without the module (or with files that are not numbers).
     pub fn read(&mut self) -> Option<Conntrack> {
-        let count = parse(self.count.read().ok()?)?;
-        let max = parse(self.max.read().ok()?)?;
+        let Some(count) = self.count.read().ok().and_then(parse) else {
+            self.last_max = None; // module unloaded: ask again when it is back
+            return None;
+        };
+        let max = match self.last_max {
+            Some((at, max)) if at.elapsed() < MAX_REFRESH => max,
+            _ => {
+                let max = parse(self.max.read().ok()?)?;
+                self.last_max = Some((Instant::now(), max));
+                max
+            }
+        };
         Some(Conntrack { count, max })
     }
 }
