@@ -15,8 +15,8 @@
 //! driver holds a `read` for seconds) together with fans, the Pi's power flags,
 //! CPU frequency and Wi-Fi (one job, `drivers`), and statvfs (`disk`, a worker of
 //! its own). Also on the sampler thread, and cheap: `disk_io` and `conntrack`
-//! (kept-open procfs files), DHCP leases every 10 s, flash wear and the reboot flag
-//! every 60 s.
+//! (kept-open files), and, every 10 or 60 s, DHCP leases, flash wear and the
+//! reboot flag (`slow`).
 //! The temperature readers run on their thread's own timer just before each tick,
 //! so their result is usually waiting when the sample needs it. They get half an
 //! interval, 250 ms to 1 s; past that the whole family is `null` (the key stays,
@@ -64,6 +64,7 @@ pub mod network;
 pub mod own;
 pub mod power;
 pub mod reboot;
+pub mod slow;
 pub mod temperature;
 pub mod wifi;
 pub mod worker;
@@ -78,7 +79,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::log::Level;
 use crate::published::{Latest, Published};
 use crate::server::Stats;
-use crate::snapshot::{FlashWear, Host, Own, Snapshot};
+use crate::snapshot::{Host, Own, Snapshot};
 use drivers::Drivers;
 use files::{KeptFile, Miss, SMALL, TABLE};
 use worker::{Refused, Worker};
@@ -93,8 +94,6 @@ const HOST_REFRESH: Duration = Duration::from_secs(60);
 /// 0.1 ms per hundred processes (examples/sample_cost), the largest share of a
 /// sample, for a figure that moves slowly.
 const PROCESSES_REFRESH: Duration = Duration::from_secs(5);
-/// How often the DHCP lease files are counted again.
-const DHCP_REFRESH: Duration = Duration::from_secs(10);
 
 /// Where the readers find the machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,10 +180,8 @@ pub struct Sampler {
     drivers_present: Vec<&'static str>,
     disk_io: diskio::DiskIo,
     conntrack: conntrack::ConntrackFiles,
-    /// Flash wear and the reboot flag, read with the host facts.
-    rare: Option<(Instant, Option<Vec<FlashWear>>, Option<bool>)>,
-    /// DHCP leases, counted every `DHCP_REFRESH`.
-    dhcp: Option<(Instant, Option<u64>)>,
+    /// DHCP leases, flash wear, the reboot flag.
+    slow: slow::Slow,
     /// How long a sample waits for the temperature readers.
     deadline: Duration,
     /// When `run` takes the next sample: the temperature readers run just before.
@@ -248,8 +245,7 @@ impl Sampler {
             drivers_present: vec!["temperature"],
             disk_io: diskio::DiskIo::default(),
             conntrack,
-            rare: None,
-            dhcp: None,
+            slow: slow::Slow::default(),
             next_tick: None,
             sensorless_since: None,
             host: None,
@@ -309,24 +305,7 @@ impl Sampler {
             conntrack: self.conntrack.read(),
             ..Snapshot::default()
         };
-        let (flash, reboot_required) = match &self.rare {
-            Some((at, f, r)) if at.elapsed() < HOST_REFRESH => (f.clone(), *r),
-            _ => {
-                let (f, r) = (flash::read(&roots.sysfs), reboot::read(&roots.rootfs));
-                self.rare = Some((started, f.clone(), r));
-                (f, r)
-            }
-        };
-        (snapshot.flash, snapshot.reboot_required) = (flash, reboot_required);
-        snapshot.dhcp_leases = match self.dhcp {
-            Some((at, n)) if at.elapsed() < DHCP_REFRESH => n,
-            _ => {
-                let now = unix_micros(SystemTime::now()).max(0).unsigned_abs() / 1_000_000;
-                let n = dhcp::read(&dhcp::paths(&self.config.dhcp_leases, &roots.rootfs), now);
-                self.dhcp = Some((started, n));
-                n
-            }
-        };
+        self.slow.fill(&mut snapshot, roots, &self.config.dhcp_leases, started);
         if let Some(d) = self.collect_drivers(started + self.deadline) {
             snapshot.temperatures = d.temperatures;
             (snapshot.fans, snapshot.power, snapshot.cpu_frequency, snapshot.wifi) =
