@@ -65,36 +65,38 @@ const RELIST: Duration = Duration::from_secs(60);
 
 impl DiskIo {
     pub fn read(&mut self, procfs: &Path, sysfs: &Path, exclude: &GlobList, now: Instant) -> Option<Vec<BlockDevice>> {
-        let stale = self.listed_at.is_none_or(|t| now.saturating_duration_since(t) >= RELIST);
-        let stats = match &mut self.devices {
-            Some(devices) if !stale => {
-                let mut out = Vec::with_capacity(devices.len());
-                for (name, file) in devices.iter_mut() {
-                    match file.read() {
-                        Ok(text) => out.extend(parse_counters(name, text.as_bytes())),
-                        Err(_) => self.listed_at = None, // gone: list again next sample
-                    }
-                }
-                out
+        if self.listed_at.is_none_or(|t| now.saturating_duration_since(t) >= RELIST) {
+            let stats = self.read_table(procfs)?;
+            let whole = list_whole(&sysfs.join("block"));
+            let names: Vec<String> = stats.iter().map(|s| s.name.clone()).collect();
+            let is_whole = |s: &Stat| match &whole {
+                Some(w) => w.binary_search(&s.name).is_ok(),
+                None => !is_partition_name(&s.name, &names),
+            };
+            let kept: Vec<Stat> = stats.into_iter().filter(|s| is_whole(s) && !exclude.matches(&s.name)).collect();
+            if whole.is_none() {
+                // No sysfs: diskstats every sample.
+                (self.devices, self.listed_at) = (None, None);
+                return Some(self.update(kept, now));
             }
-            _ => {
-                let stats = self.read_table(procfs)?;
-                let whole = list_whole(&sysfs.join("block"));
-                let names: Vec<String> = stats.iter().map(|s| s.name.clone()).collect();
-                let is_whole = |s: &Stat| match &whole {
-                    Some(w) => w.binary_search(&s.name).is_ok(),
-                    None => !is_partition_name(&s.name, &names),
-                };
-                let kept: Vec<Stat> = stats.into_iter().filter(|s| is_whole(s) && !exclude.matches(&s.name)).collect();
-                self.devices = whole.map(|_| {
-                    kept.iter()
-                        .map(|s| (s.name.clone(), KeptFile::new(sysfs.join("block").join(&s.name).join("stat"), SMALL)))
-                        .collect()
-                });
-                self.listed_at = self.devices.as_ref().map(|_| now);
-                kept
+            let dir = sysfs.join("block");
+            self.devices = Some(
+                kept.into_iter()
+                    .map(|s| (s.name.clone(), KeptFile::new(dir.join(&s.name).join("stat"), SMALL)))
+                    .collect(),
+            );
+            self.listed_at = Some(now);
+        }
+        // The listed disks' own files, opened in the sample that lists them, so
+        // that the descriptors the sampler keeps are all open after its first sample.
+        let devices = self.devices.as_mut()?;
+        let mut stats = Vec::with_capacity(devices.len());
+        for (name, file) in devices.iter_mut() {
+            match file.read() {
+                Ok(text) => stats.extend(parse_counters(name, text.as_bytes())),
+                Err(_) => self.listed_at = None, // gone: list again next sample
             }
-        };
+        }
         Some(self.update(stats, now))
     }
 
