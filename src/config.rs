@@ -189,6 +189,8 @@ pub struct Config {
     /// Where the bearer token is; read by `main` (a bad file is a runtime failure).
     pub token_file: Option<PathBuf>,
     pub allow_hosts: Vec<String>,
+    /// Whether `/` serves the device page.
+    pub page: bool,
 }
 
 /// What the command line asks for.
@@ -299,6 +301,12 @@ const OPTIONS: &[Opt] = &[
         value: "NAMES",
         default: "",
         help: "With --token-file or --cors-origin, Host names accepted besides IP addresses, localhost and this machine's name, comma-separated; others get 421 (DNS-rebinding guard).",
+    },
+    Opt {
+        name: "page",
+        value: "on|off",
+        default: "on",
+        help: "Serve the device page (HTML that shows /metrics, and other hosts' on one screen) at /; off answers 404 there.",
     },
 ];
 
@@ -468,6 +476,12 @@ pub fn parse(
     };
     let (v, src) = value("allow-host");
     let allow_hosts = access::parse_host_list(&v).map_err(|e| ConfigError(format!("{src}: {e}")))?;
+    let (v, src) = value("page");
+    let page = match v.trim() {
+        "on" => true,
+        "off" => false,
+        _ => return Err(ConfigError(format!("{src}: '{v}' is not on or off"))),
+    };
 
     Ok(Action::Run(Box::new(Config {
         listen,
@@ -486,6 +500,7 @@ pub fn parse(
         allow,
         token_file,
         allow_hosts,
+        page,
     })))
 }
 
@@ -578,7 +593,8 @@ pub fn help() -> String {
     }
     s.push_str("  -h, --help     Print this help\n  -V, --version  Print the version\n\n");
     s.push_str("Durations: a whole number with ms, s, m or h (500ms, 2s, 1m).\n");
-    s.push_str("Endpoints: GET /metrics (the JSON document), GET /health (200 while samples are fresh, else 503).\n");
+    s.push_str("Endpoints: GET /metrics (the JSON document), GET /health (200 while samples are fresh, else 503),\n");
+    s.push_str("GET / (the device page, unless --page off).\n");
     s
 }
 
@@ -612,6 +628,16 @@ mod tests {
         assert_eq!((c.procfs.to_str(), c.sysfs.to_str()), (Some("/proc"), Some("/sys")));
         assert_eq!(c.allow, Allowlist::default());
         assert_eq!((c.token_file, c.allow_hosts), (None, vec![]));
+    }
+
+    #[test]
+    fn page_option() {
+        assert!(run(&[], &[]).expect("defaults").page);
+        assert!(!run(&["--page", "off"], &[]).expect("parses").page);
+        assert!(!run(&[], &[("FLUXSTAT_PAGE", "off")]).expect("parses").page);
+        assert!(run(&["--page=on"], &[("FLUXSTAT_PAGE", "off")]).expect("the flag wins").page);
+        assert_eq!(run(&["--page", "no"], &[]), Err("--page: 'no' is not on or off".into()));
+        assert_eq!(run(&[], &[("FLUXSTAT_PAGE", "")]), Err("FLUXSTAT_PAGE: '' is not on or off".into()));
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod access;
 pub mod config;
 pub mod glob;
 pub mod http;
+pub mod page;
 pub mod published;
 pub mod sample;
 pub mod server;

@@ -92,6 +92,7 @@ fn run(config: Config) -> Result<(), String> {
         cors_origin: config.cors_origin,
         shutdown_grace: SHUTDOWN_GRACE,
         access,
+        page: config.page,
     };
     let shutdown = async move {
         if let Some(Ok(signal)) = signals.next().await {

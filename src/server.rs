@@ -49,6 +49,7 @@ use smol::{Async, Timer};
 
 use crate::access::{Access, Refusals, REFUSAL_LOG_WINDOW};
 use crate::http::{self, Body, Conn, Entity, Method, Parse, Request, Route, Status, MAX_HEAD};
+use crate::page::{self, Page};
 use crate::published::{Latest, Published};
 
 /// Responses are written once this many bytes are queued, so a client that
@@ -84,6 +85,8 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// Source allowlist, bearer token and Host check.
     pub access: Access,
+    /// Whether `/` serves the device page (`--page`); 404 when off.
+    pub page: bool,
 }
 
 /// Counters readable from other threads (tests, and the document's own figures).
@@ -135,6 +138,8 @@ struct State {
     settings: Settings,
     common: http::Common,
     errors: Vec<(Status, Entity)>,
+    /// The device page's heads, when `--page` is on.
+    page: Option<Page>,
     date: RefCell<http::DateCache>,
     conns: RefCell<Slab<Rc<Ctl>>>,
     /// Refused connections being answered (403): at most `reject_budget`.
@@ -167,6 +172,7 @@ impl State {
             common: http::Common::new(settings.cors_origin.as_deref()),
             reject_budget: fds::reject_budget(settings.max_connections),
             socket_budget: fds::socket_budget(settings.max_connections),
+            page: settings.page.then(Page::new),
             settings,
             errors: http::ERROR_STATUSES.iter().map(|&s| (s, Entity::error(s))).collect(),
             date: RefCell::default(),
@@ -213,7 +219,9 @@ impl State {
             self.write(out, status, self.error(status), body, extra, conn);
             return (conn, status);
         }
-        let status = match (req.route, req.method) {
+        // With `--page off`, `/` is a path like any unknown one.
+        let route = if req.route == Route::Page && self.page.is_none() { Route::Unknown } else { req.route };
+        let status = match (route, req.method) {
             (Route::Unknown, _) | (Route::Server, Method::Get | Method::Head) => {
                 self.write(out, Status::NotFound, self.error(Status::NotFound), body, b"", conn);
                 Status::NotFound
@@ -247,6 +255,7 @@ impl State {
                     }
                 }
             }
+            (Route::Page, _) => self.page(req, body, conn, out),
             (Route::Health, _) => {
                 let (ok, e) = published.health(self.settings.interval * 3);
                 let status = if ok { Status::Ok } else { Status::ServiceUnavailable };
@@ -255,6 +264,27 @@ impl State {
             }
         };
         (conn, status)
+    }
+
+    /// The device page: its pre-rendered heads, then the gzipped bytes, or
+    /// them decoded for a client that does not take gzip.
+    fn page(&self, req: &Request<'_>, body: Body, conn: Conn, out: &mut Vec<u8>) -> Status {
+        let Some(p) = &self.page else {
+            self.write(out, Status::NotFound, self.error(Status::NotFound), body, b"", conn);
+            return Status::NotFound;
+        };
+        let v = if req.accepts_gzip { &p.gzip } else { &p.identity };
+        if req.if_none_match.is_some_and(|inm| http::etag_matches(inm, &v.etag)) {
+            self.write(out, Status::NotModified, None, Body::None, &v.validators, conn);
+            return Status::NotModified;
+        }
+        self.write(out, Status::Ok, None, Body::None, &v.headers, conn);
+        match body {
+            Body::Full if req.accepts_gzip => out.extend_from_slice(page::GZIP),
+            Body::Full => page::write_identity(out),
+            _ => {}
+        }
+        Status::Ok
     }
 
     /// Makes room for a new connection by closing the one that has waited longest:

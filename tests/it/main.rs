@@ -1,6 +1,8 @@
 //! The integration tests: one binary, real sockets on 127.0.0.1, raw bytes out,
 //! real parsing of what comes back.
 
+#[path = "../../build/page.rs"]
+mod build_page;
 mod cli;
 mod connections;
 mod edges;
@@ -10,6 +12,7 @@ mod fuzz_checks;
 mod fuzz_corpus;
 mod http;
 mod metrics;
+mod page;
 mod process;
 mod properties;
 mod robustness;

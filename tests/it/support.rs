@@ -29,6 +29,7 @@ pub fn settings() -> Settings {
         cors_origin: None,
         shutdown_grace: Duration::from_millis(1500),
         access: Default::default(),
+        page: true,
     }
 }
 
