@@ -191,6 +191,10 @@ pub struct Config {
     pub idle_timeout: Duration,
     pub disks: DiskFilter,
     pub network: NetFilter,
+    /// `--disk-io-exclude`: block devices left out of `disk_io`.
+    pub disk_io_exclude: GlobList,
+    /// `--dhcp-leases`: dnsmasq lease files; empty means the usual ones.
+    pub dhcp_leases: Vec<PathBuf>,
     pub procfs: PathBuf,
     pub sysfs: PathBuf,
     pub log_level: Level,
@@ -272,6 +276,18 @@ const OPTIONS: &[Opt] = &[
         value: "GLOBS",
         default: DEFAULT_NET_EXCLUDE,
         help: "Network interfaces left out, comma-separated (* and ? wildcards); empty lists all. The default applies only without --net-include.",
+    },
+    Opt {
+        name: "disk-io-exclude",
+        value: "GLOBS",
+        default: crate::sample::DEFAULT_DISK_IO_EXCLUDE,
+        help: "Block devices left out of disk_io, comma-separated (* and ? wildcards); empty lists all.",
+    },
+    Opt {
+        name: "dhcp-leases",
+        value: "PATH",
+        default: "",
+        help: "A dnsmasq lease file to count leases in; repeat for several (env: comma-separated). Default: /tmp/dhcp.leases and /var/lib/misc/dnsmasq.leases.",
     },
     Opt {
         name: "procfs",
@@ -439,6 +455,22 @@ pub fn parse(
         None => GlobList::parse(DEFAULT_NET_EXCLUDE),
     };
     let network = NetFilter { include, exclude };
+    let disk_io_exclude = GlobList::parse(&value("disk-io-exclude").0);
+    let dhcp_leases = {
+        let flags: Vec<String> = given.iter().filter(|(n, _)| *n == "dhcp-leases").map(|(_, v)| v.clone()).collect();
+        let (list, src) = if flags.is_empty() {
+            let var = env_name("dhcp-leases");
+            let list: Vec<String> =
+                env(&var).map(|v| v.split(',').map(|p| p.trim().to_owned()).collect()).unwrap_or_default();
+            (list, var)
+        } else {
+            (flags, "--dhcp-leases".to_owned())
+        };
+        if list.iter().any(String::is_empty) {
+            return Err(ConfigError(format!("{src}: a path is empty; name the lease file")));
+        }
+        list.into_iter().map(PathBuf::from).collect()
+    };
     let dir = |name: &'static str| -> Result<PathBuf, ConfigError> {
         let (v, src) = value(name);
         let path = PathBuf::from(&v);
@@ -494,6 +526,8 @@ pub fn parse(
         idle_timeout,
         disks,
         network,
+        disk_io_exclude,
+        dhcp_leases,
         procfs,
         sysfs,
         log_level,
@@ -809,6 +843,26 @@ mod tests {
                 "{given}"
             );
         }
+    }
+
+    #[test]
+    fn dhcp_lease_files_and_the_disk_io_filter() {
+        let c = run(&[], &[]).expect("defaults");
+        assert!(c.dhcp_leases.is_empty(), "empty: the usual files");
+        assert!(
+            c.disk_io_exclude.matches("zram0")
+                && c.disk_io_exclude.matches("loop7")
+                && !c.disk_io_exclude.matches("mmcblk0")
+        );
+        let c = run(&["--dhcp-leases", "/a", "--dhcp-leases=/b"], &[("FLUXSTAT_DHCP_LEASES", "/c")]).expect("flags");
+        assert_eq!(c.dhcp_leases, [PathBuf::from("/a"), PathBuf::from("/b")], "flags win over the variable");
+        let c = run(&[], &[("FLUXSTAT_DHCP_LEASES", "/c, /d")]).expect("variable");
+        assert_eq!(c.dhcp_leases, [PathBuf::from("/c"), PathBuf::from("/d")]);
+        let e = run(&["--dhcp-leases", ""], &[]).expect_err("empty path");
+        assert!(e.contains("--dhcp-leases") && e.contains("empty"), "{e}");
+        assert!(run(&[], &[("FLUXSTAT_DHCP_LEASES", "")]).is_err(), "an empty variable is not the defaults");
+        let c = run(&["--disk-io-exclude", ""], &[]).expect("empty list");
+        assert!(!c.disk_io_exclude.matches("loop0"));
     }
 
     #[test]

@@ -67,6 +67,8 @@ fn run(config: Config) -> Result<(), String> {
         interval: config.interval,
         disks: config.disks.clone(),
         network: config.network.clone(),
+        disk_io_exclude: config.disk_io_exclude.clone(),
+        dhcp_leases: config.dhcp_leases.clone(),
         roots: Roots { procfs: config.procfs.clone(), sysfs: config.sysfs.clone(), ..Roots::default() },
         stats: Arc::clone(&stats),
     };

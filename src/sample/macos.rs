@@ -367,6 +367,7 @@ mod sampler {
                 processes,
                 own: Own::default(),
                 taken_at_us: unix_micros(SystemTime::now()),
+                ..Snapshot::default()
             };
             let stats = &self.config.stats;
             snapshot.own = Own {

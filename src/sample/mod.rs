@@ -12,7 +12,11 @@
 //! **No read can stall sampling.** Reads that call into device drivers run under
 //! a deadline on a helper thread (`worker`): the temperature family (thermal
 //! zones and hwmon chips talk to sensors over I²C, SMBus or firmware, and a wedged
-//! driver holds a `read` for seconds), and statvfs (`disk`, a worker of its own).
+//! driver holds a `read` for seconds) together with fans, the Pi's power flags,
+//! CPU frequency and Wi-Fi (one job, `drivers`), and statvfs (`disk`, a worker of
+//! its own). Also on the sampler thread, and cheap: `disk_io` and `conntrack`
+//! (kept-open files), and, every 10 or 60 s, DHCP leases, flash wear and the
+//! reboot flag (`slow`).
 //! The temperature readers run on their thread's own timer just before each tick,
 //! so their result is usually waiting when the sample needs it. They get half an
 //! interval, 250 ms to 1 s; past that the whole family is `null` (the key stays,
@@ -50,10 +54,24 @@
 //! (statvfs, or its Windows equivalent, under a deadline) and `Rates`. The
 //! platform's own parts of the `Sampler` are the fields marked with its `cfg`.
 
+#[cfg(procfs)]
+pub mod conntrack;
 pub mod cpu;
+#[cfg(procfs)]
+pub mod cpufreq;
+#[cfg(procfs)]
+pub mod dhcp;
 pub mod disk;
+#[cfg(procfs)]
+pub mod diskio;
+#[cfg(procfs)]
+pub mod drivers;
+#[cfg(procfs)]
+pub mod fans;
 #[cfg(not(windows))]
 pub mod files;
+#[cfg(procfs)]
+pub mod flash;
 pub mod fs;
 #[cfg(not(windows))]
 pub mod host;
@@ -65,7 +83,15 @@ pub mod names;
 pub mod network;
 #[cfg(not(windows))]
 pub mod own;
+#[cfg(procfs)]
+pub mod power;
+#[cfg(procfs)]
+pub mod reboot;
+#[cfg(procfs)]
+pub mod slow;
 pub mod temperature;
+#[cfg(procfs)]
+pub mod wifi;
 #[cfg(windows)]
 pub mod windows;
 pub mod worker;
@@ -82,7 +108,7 @@ use crate::snapshot::{Host, Own, Snapshot};
 #[cfg(procfs)]
 use {
     crate::log::Level,
-    crate::snapshot::Sensor,
+    drivers::Drivers,
     files::{KeptFile, Miss, SMALL, TABLE},
     worker::{Refused, Worker},
 };
@@ -108,8 +134,12 @@ pub use windows::{DEFAULT_EXCLUDE_FS, DEFAULT_EXCLUDE_MOUNT, DEFAULT_NET_EXCLUDE
 #[cfg(procfs)]
 pub use {
     disk::{DEFAULT_EXCLUDE_FS, DEFAULT_EXCLUDE_MOUNT},
+    diskio::DEFAULT_EXCLUDE as DEFAULT_DISK_IO_EXCLUDE,
     network::DEFAULT_EXCLUDE as DEFAULT_NET_EXCLUDE,
 };
+/// `disk_io` is read from procfs and sysfs only: nothing to leave out elsewhere.
+#[cfg(not(procfs))]
+pub const DEFAULT_DISK_IO_EXCLUDE: &str = "";
 
 /// The shortest CPU window sysinfo measures (`sysinfo::MINIMUM_CPU_UPDATE_INTERVAL`):
 /// closer readings are skipped by sysinfo and would republish stale figures.
@@ -145,6 +175,10 @@ pub struct SamplerConfig {
     pub interval: Duration,
     pub disks: disk::DiskFilter,
     pub network: network::NetFilter,
+    /// Block devices left out of `disk_io` (`--disk-io-exclude`).
+    pub disk_io_exclude: crate::glob::GlobList,
+    /// `--dhcp-leases`; empty: dnsmasq's usual files under `rootfs`.
+    pub dhcp_leases: Vec<PathBuf>,
     pub roots: Roots,
     /// The responder's counters, reported in the document's `fluxstat` section.
     pub stats: Arc<Stats>,
@@ -156,6 +190,8 @@ impl SamplerConfig {
             interval,
             disks: disk::DiskFilter::default(),
             network: network::NetFilter::default(),
+            disk_io_exclude: crate::glob::GlobList::parse(DEFAULT_DISK_IO_EXCLUDE),
+            dhcp_leases: Vec::new(),
             roots: Roots::default(),
             stats: Arc::default(),
         }
@@ -199,8 +235,19 @@ pub struct Sampler {
     disks: disk::DiskReader,
     #[cfg(procfs)]
     files: Files,
+    /// Temperatures, fans, power, CPU frequency, Wi-Fi (`drivers`).
     #[cfg(procfs)]
-    temperatures: Worker<Option<Vec<Sensor>>>,
+    drivers: Worker<Drivers>,
+    /// The driver families present in the last run: blamed when the worker is late.
+    #[cfg(procfs)]
+    drivers_present: Vec<&'static str>,
+    #[cfg(procfs)]
+    disk_io: diskio::DiskIo,
+    #[cfg(procfs)]
+    conntrack: conntrack::ConntrackFiles,
+    /// DHCP leases, flash wear, the reboot flag.
+    #[cfg(procfs)]
+    slow: slow::Slow,
     /// How long a sample waits for the temperature readers.
     deadline: Duration,
     /// When `run` takes the next sample: the temperature readers run just before.
@@ -254,6 +301,7 @@ impl Sampler {
             own: own::OwnFiles::default(),
             processes: host::ProcessCounter::new(procfs),
         };
+        let conntrack = conntrack::ConntrackFiles::new(procfs);
         Ok(Sampler {
             sys,
             deadline: reader_deadline(config.interval),
@@ -265,7 +313,14 @@ impl Sampler {
             rates: network::Rates::default(),
             disks: disk::DiskReader::new(disk_timeout),
             files,
-            temperatures: Worker::new("sensors", interval, move || temperature::read(&sysfs)),
+            drivers: {
+                let job = drivers::Job::new(sysfs);
+                Worker::new("sensors", interval, move || job.run())
+            },
+            drivers_present: vec!["temperature"],
+            disk_io: diskio::DiskIo::default(),
+            conntrack,
+            slow: slow::Slow::default(),
             next_tick: None,
             sensorless_since: None,
             host: None,
@@ -321,10 +376,16 @@ impl Sampler {
             temperatures: None,
             host: Some(host),
             processes,
-            own: Own::default(),
-            taken_at_us: 0,
+            disk_io: self.disk_io.read(&roots.procfs, &roots.sysfs, &self.config.disk_io_exclude, started),
+            conntrack: self.conntrack.read(),
+            ..Snapshot::default()
         };
-        snapshot.temperatures = self.collect_temperatures(started + self.deadline);
+        self.slow.fill(&mut snapshot, roots, &self.config.dhcp_leases, started);
+        if let Some(d) = self.collect_drivers(started + self.deadline) {
+            snapshot.temperatures = d.temperatures;
+            (snapshot.fans, snapshot.power, snapshot.cpu_frequency, snapshot.wifi) =
+                (d.fans, d.power, d.cpu_frequency, d.wifi);
+        }
         snapshot.taken_at_us = unix_micros(SystemTime::now());
         self.explain(&snapshot, &misses);
         let stats = &self.config.stats;
@@ -343,16 +404,17 @@ impl Sampler {
         snapshot
     }
 
-    /// The temperature readers' result, from their worker; `None` (and the family
-    /// degraded) when they are past the deadline, still stuck, or have no thread.
-    /// A machine without sensors is looked at again every `HOST_REFRESH` only,
-    /// with the worker's timer stopped meanwhile: VMs and some boards have none.
-    fn collect_temperatures(&mut self, deadline: Instant) -> Option<Vec<Sensor>> {
+    /// The driver readers' results (`drivers`), from their worker; `None` (and
+    /// the families they last had degraded) when they are past the deadline,
+    /// still stuck, or have no thread. A machine where they find nothing at all is
+    /// looked at again every `HOST_REFRESH` only, with the worker's timer stopped
+    /// meanwhile: VMs and some boards have none.
+    fn collect_drivers(&mut self, deadline: Instant) -> Option<Drivers> {
         if self.sensorless_since.is_some_and(|at| at.elapsed() < HOST_REFRESH) {
-            return Some(Vec::new());
+            return Some(Drivers { temperatures: Some(Vec::new()), ..Drivers::default() });
         }
-        let cause = match self.temperatures.collect(deadline, self.next_tick) {
-            Ok(Some(t)) if t.is_empty() => match files::descriptor_shortage() {
+        let cause = match self.drivers.collect(deadline, self.next_tick) {
+            Ok(t) if t.is_empty() => match files::descriptor_shortage() {
                 // No sensor file could be opened: unknown, not none.
                 Some(e) => {
                     crate::debug!("temperature: no sensors while this process cannot open files: {e}");
@@ -360,13 +422,21 @@ impl Sampler {
                 }
                 None => {
                     self.sensorless_since = Some(Instant::now());
-                    self.temperatures.pause();
-                    return Some(t);
+                    self.drivers.pause();
+                    return Some(Drivers { temperatures: Some(Vec::new()), ..t });
                 }
             },
             Ok(t) => {
                 self.sensorless_since = None;
-                return t;
+                let present = [
+                    ("fans", t.fans.is_some()),
+                    ("power", t.power.is_some()),
+                    ("cpu_frequency", t.cpu_frequency.is_some()),
+                    ("wifi", t.wifi.is_some()),
+                ];
+                self.drivers_present = vec!["temperature"];
+                self.drivers_present.extend(present.iter().filter(|p| p.1).map(|p| p.0));
+                return Some(t);
             }
             Err(Refused::Late) => {
                 crate::debug!("temperature: the readers did not answer within {} ms", self.deadline.as_millis());
@@ -381,7 +451,7 @@ impl Sampler {
                 Cause::Shortage
             }
         };
-        self.degraded.push(("temperature", cause));
+        self.degraded.extend(self.drivers_present.iter().map(|f| (*f, cause)));
         None
     }
 

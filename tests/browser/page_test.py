@@ -158,6 +158,8 @@ def device_page(page, s1):
         memory: document.querySelector('#memory-total').textContent,
         cpu: document.querySelector('#cpu-total').textContent,
         interfaces: document.querySelectorAll('[data-interface]').length,
+        blockdevs: [...document.querySelectorAll('[data-blockdev]')].map((e) => e.dataset.blockdev),
+        conntrack: !!document.querySelector('[data-vital=conntrack]'),
     })"""
     deadline = time.monotonic() + 20
     while True:
@@ -178,6 +180,8 @@ def device_page(page, s1):
         "memory": fmt_bytes(sys_["memory"]["memory_total"]),
         "cpu": f"{sys_['cpu']['cpu_usage_percentage']:.1f} %",
         "interfaces": len(sys_["network"] or {}),
+        "blockdevs": list(sys_["disk_io"] or {}),
+        "conntrack": sys_["conntrack"] is not None,
     }
     assert seen == want, f"page {seen} != /metrics {want}"
     log(f"device page shows what /metrics says: {seen}")

@@ -6,6 +6,8 @@ mod build_page;
 mod cli;
 mod connections;
 mod edges;
+// Fixture /proc and /sys trees for the Linux readers (cross/windows/skipped-tests).
+#[cfg(procfs)]
 mod fixtures;
 #[path = "../../fuzz/checks.rs"]
 mod fuzz_checks;

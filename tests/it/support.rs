@@ -16,7 +16,8 @@ use fluxstat::published::{Latest, Published};
 use fluxstat::sample::{self, SamplerConfig};
 use fluxstat::server::{self, Settings, Stats};
 use fluxstat::snapshot::{
-    Counters, Cpu, Disk, DiskUsage, Host, Inodes, Interface, Load, Memory, Own, Sensor, Snapshot, Swap,
+    BlockDevice, Conntrack, CoreFrequency, Counters, Cpu, Disk, DiskUsage, Fan, FlashWear, Host, Inodes, Interface,
+    Load, Memory, Own, Power, Radio, Sensor, Snapshot, Swap,
 };
 
 /// How long any single wait in a test may take before it counts as a hang.
@@ -78,6 +79,52 @@ pub fn fixed_snapshot() -> Snapshot {
             model: None,
         }),
         processes: Some(97),
+        power: Some(Power {
+            source: "get_throttled+rpi_volt",
+            throttled_bits: Some(0x50005),
+            under_voltage: Some(true),
+            frequency_capped: Some(false),
+            throttled: Some(true),
+            soft_temperature_limit: Some(false),
+            under_voltage_since_boot: Some(true),
+            frequency_capped_since_boot: Some(false),
+            throttled_since_boot: Some(true),
+            soft_temperature_limit_since_boot: Some(false),
+        }),
+        cpu_frequency: Some(vec![
+            CoreFrequency { cpu: 0, current_mhz: Some(1800), min_mhz: Some(600), max_mhz: Some(1800) },
+            CoreFrequency { cpu: 1, current_mhz: None, min_mhz: Some(600), max_mhz: Some(1800) },
+        ]),
+        fans: Some(vec![Fan { name: "pwmfan_fan1".into(), rpm: 2968, pwm_percent: Some(29.4) }]),
+        disk_io: Some(vec![BlockDevice {
+            name: "mmcblk0".into(),
+            read_bytes: 1_003_848_704,
+            written_bytes: 547_476_480,
+            reads: 24_719,
+            writes: 12_733,
+            read_bytes_per_second: Some(40_960),
+            written_bytes_per_second: None,
+            reads_per_second: Some(2.5),
+            writes_per_second: None,
+            busy_percent: Some(0.4),
+        }]),
+        flash: Some(vec![FlashWear {
+            name: "mmcblk0".into(),
+            life_time_a: Some(1),
+            life_time_b: Some(2),
+            pre_eol_info: Some(1),
+        }]),
+        conntrack: Some(Conntrack { count: 183, max: 16_384 }),
+        dhcp_leases: Some(4),
+        wifi: Some(vec![Radio {
+            name: "phy0-ap0".into(),
+            stations: 3,
+            signal_min_dbm: Some(-73),
+            signal_mean_dbm: Some(-60.3),
+            frequency_mhz: Some(2437),
+            channel: Some(6),
+        }]),
+        reboot_required: Some(false),
         own: Own {
             interval_ms: 1000,
             sample_duration_us: 412,

@@ -151,6 +151,7 @@ impl Sampler {
             processes,
             own: Own::default(),
             taken_at_us: 0,
+            ..Snapshot::default()
         }
     }
 }
