@@ -27,8 +27,12 @@ TARGETS=(
     aarch64-unknown-linux-gnu
     armv7-unknown-linux-gnueabihf
     arm-unknown-linux-gnueabihf
+    # OpenWrt on MIPS (tier 3: std built from source): ath79/lantiq big-endian 24Kc,
+    # ramips mt7621/mt76x8 little-endian. Flags in .cargo/config.toml and cross_cargo.
+    mips-unknown-linux-musl
+    mipsel-unknown-linux-musl
 )
-EXPERIMENTAL_TARGETS=(mipsel-unknown-linux-musl)
+EXPERIMENTAL_TARGETS=()
 # Built only when named: a static build for x86-64 routers and PCs running OpenWrt or
 # Alpine (musl). It runs here without qemu, which also makes it the build whose idle
 # RSS bench/run.sh can measure natively.
@@ -73,6 +77,7 @@ qemu_runner() {
         # binary only runs here on qemu's default (newest) CPU.
         arm-unknown-linux-gnueabihf) echo "qemu-arm-static -L /usr/arm-linux-gnueabihf" ;;
         mipsel-unknown-linux-musl) echo "qemu-mipsel-static -cpu 24KEc" ;;
+        mips-unknown-linux-musl) echo "qemu-mips-static -cpu 24Kc" ;;
         x86_64-unknown-linux-musl) echo "" ;; # runs natively on the build machine
         *) die "no qemu runner for $1" ;;
     esac
@@ -100,6 +105,11 @@ cross_cargo() {
             # runs it, and it makes the code about a quarter smaller. Tests and
             # artefacts both use it, so the suite under qemu runs the shipped encoding.
             flags+=(-Ctarget-feature=+thumb-mode)
+            ;;
+        mips-unknown-linux-musl | mipsel-unknown-linux-musl)
+            # The [target.mips*] rustflags of .cargo/config.toml, which RUSTFLAGS
+            # overrides: non-PIE (static-pie GOT bug) and rustix's time32 conversion.
+            flags+=(-Crelocation-model=static --cfg fix_y2038)
             ;;
     esac
     export RUSTFLAGS="${flags[*]}"
