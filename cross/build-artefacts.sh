@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # Usage: cross/build-artefacts.sh [--no-size-flags] [TARGET...]
 #
-# Builds stripped release binaries (default: the six ARM targets) into
+# Builds stripped release binaries (default: the six ARM and two MIPS targets) into
 # target/artefacts/fluxstat-<target>, runs each one under qemu-user with --version,
 # and prints its size and sha256 (also written to target/artefacts/SHA256SUMS).
+# Each one also gets a smoke run (cross/smoke.py): /metrics, a 408 on time, SIGTERM.
 #
 #   --no-size-flags  keep std's backtrace support and the panic message
 #                    (default: std built for size, without backtrace support,
 #                    -Cpanic=immediate-abort, no unwind tables, no Debug formatting
 #                    or panic locations)
 #   FLUXSTAT_ARTEFACT_RUSTFLAGS  more rustc flags for the artefacts
-#   TARGET           also mipsel-unknown-linux-musl, experimental (see cross/README.md),
-#                    and x86_64-unknown-linux-musl, a static x86-64 build
+#   TARGET           also x86_64-unknown-linux-musl, a static x86-64 build
 #   FLUXSTAT_GLIBC   glibc version the -gnu binaries require at least (default 2.17)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -65,6 +65,15 @@ for target in "${targets[@]}"; do
     log "$target built in $((SECONDS - started)) s; running it${runner:+ under $runner}"
     # shellcheck disable=SC2086 # the runner is a command line, or empty
     $runner "$artefact" --version || die "$artefact does not run${runner:+ under $runner}"
+    # Serves, times a request out (408: the timer path) and stops on SIGTERM, on the
+    # target's oldest CPU and, for MIPS little-endian, also on an mt7621-class one.
+    smoke_runners=("$runner")
+    [[ $target == mipsel-unknown-linux-musl ]] && smoke_runners+=("qemu-mipsel-static -cpu 34Kf")
+    for r in "${smoke_runners[@]}"; do
+        log "smoke run of $target${r:+ under $r}"
+        # shellcheck disable=SC2086 # the runner is a command line, or empty
+        python3 "$here/smoke.py" "$artefact" $r || die "$artefact failed its smoke run${r:+ under $r}"
+    done
     names+=("fluxstat-$target")
 done
 
