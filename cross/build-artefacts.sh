@@ -61,6 +61,11 @@ for target in "${targets[@]}"; do
     cross_cargo zig build "$target" "${cargo_args[@]}"
     artefact="$out/fluxstat-$target"
     cp "target/$target/release/fluxstat" "$artefact"
+    if [[ $target == mips* ]]; then
+        # LLVM writes a .pdr (MIPS procedure descriptors, 32 bytes per function, for
+        # old debuggers) that strip keeps as it is not debug info: some 80 KiB.
+        llvm-objcopy --remove-section=.pdr --remove-section=.comment "$artefact"
+    fi
     runner="$(qemu_runner "$target")"
     log "$target built in $((SECONDS - started)) s; running it${runner:+ under $runner}"
     # shellcheck disable=SC2086 # the runner is a command line, or empty

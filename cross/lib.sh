@@ -18,6 +18,8 @@ APT_PACKAGES=(
     gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf
     libc6-dev-arm64-cross libc6-dev-armhf-cross
     qemu-user-static
+    # llvm-objcopy: drops the MIPS artefacts' .pdr section.
+    llvm
 )
 
 TARGETS=(
