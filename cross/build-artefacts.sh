@@ -52,6 +52,9 @@ if ((size_flags)); then
 fi
 
 cd "$REPO_ROOT"
+# Kept across clones like the test builds (CI checks out afresh): a warm run rebuilds
+# only fluxstat, not std and every dependency, per target.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$FLUXSTAT_CROSS_CACHE/target-release}"
 out="$REPO_ROOT/target/artefacts"
 mkdir -p "$out"
 names=()
@@ -60,7 +63,7 @@ for target in "${targets[@]}"; do
     started=$SECONDS
     cross_cargo zig build "$target" "${cargo_args[@]}"
     artefact="$out/fluxstat-$target"
-    cp "target/$target/release/fluxstat" "$artefact"
+    cp "$CARGO_TARGET_DIR/$target/release/fluxstat" "$artefact"
     if [[ $target == mips* ]]; then
         # LLVM writes a .pdr (MIPS procedure descriptors, 32 bytes per function, for
         # old debuggers) that strip keeps as it is not debug info: some 80 KiB.
