@@ -257,6 +257,14 @@ if [[ ! -d /run/systemd/system ]]; then
 fi
 ok "dpkg -i: installed, unit enabled for the next boot, nothing started (no systemd as PID 1 here)"
 
+# The packaged unit (ExecStart and EnvironmentFile changed) must still verify cleanly.
+if command -v systemd-analyze >/dev/null 2>&1; then
+    if ! out="$(SYSTEMD_COLORS=0 systemd-analyze verify /lib/systemd/system/fluxstat.service 2>&1)" || [[ -n $out ]]; then
+        fail "systemd-analyze verify complains about the packaged unit: $out"
+    fi
+    ok "systemd-analyze verify: the packaged unit is clean"
+fi
+
 # Started by hand, the way the unit does it: options from /etc/default/fluxstat.
 port="$(free_port)"
 (
