@@ -18,6 +18,8 @@ APT_PACKAGES=(
     gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf
     libc6-dev-arm64-cross libc6-dev-armhf-cross
     qemu-user-static
+    # llvm-objcopy: drops the MIPS artefacts' .pdr section.
+    llvm
 )
 # Only when a Windows target is named (cross/setup.sh x86_64-pc-windows-gnu): the
 # mingw-w64 linker and C runtime, and wine to run what it builds (about 900 MB).
@@ -30,8 +32,12 @@ TARGETS=(
     aarch64-unknown-linux-gnu
     armv7-unknown-linux-gnueabihf
     arm-unknown-linux-gnueabihf
+    # OpenWrt on MIPS (tier 3: std built from source): ath79/lantiq big-endian 24Kc,
+    # ramips mt7621/mt76x8 little-endian. Flags in .cargo/config.toml and cross_cargo.
+    mips-unknown-linux-musl
+    mipsel-unknown-linux-musl
 )
-EXPERIMENTAL_TARGETS=(mipsel-unknown-linux-musl)
+EXPERIMENTAL_TARGETS=()
 # Built only when named: a static build for x86-64 routers and PCs running OpenWrt or
 # Alpine (musl). It runs here without qemu, which also makes it the build whose idle
 # RSS bench/run.sh can measure natively.
@@ -138,6 +144,7 @@ qemu_runner() {
         # binary only runs here on qemu's default (newest) CPU.
         arm-unknown-linux-gnueabihf) echo "qemu-arm-static -L /usr/arm-linux-gnueabihf" ;;
         mipsel-unknown-linux-musl) echo "qemu-mipsel-static -cpu 24KEc" ;;
+        mips-unknown-linux-musl) echo "qemu-mips-static -cpu 24Kc" ;;
         x86_64-unknown-linux-musl) echo "" ;; # runs natively on the build machine
         *) die "no qemu runner for $1" ;;
     esac
@@ -174,6 +181,11 @@ cross_cargo() {
             # runs it, and it makes the code about a quarter smaller. Tests and
             # artefacts both use it, so the suite under qemu runs the shipped encoding.
             flags+=(-Ctarget-feature=+thumb-mode)
+            ;;
+        mips-unknown-linux-musl | mipsel-unknown-linux-musl)
+            # The [target.mips*] rustflags of .cargo/config.toml, which RUSTFLAGS
+            # overrides: non-PIE (static-pie GOT bug) and rustix's time32 conversion.
+            flags+=(-Crelocation-model=static --cfg fix_y2038)
             ;;
     esac
     export RUSTFLAGS="${flags[*]}"

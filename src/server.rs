@@ -38,7 +38,7 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant, SystemTime};
@@ -95,7 +95,25 @@ pub struct Stats {
     pub open: AtomicUsize,
     /// Connections blocked on a client that does not read its responses.
     pub busy: AtomicUsize,
-    pub requests: AtomicU64,
+    pub requests: RequestCounter,
+}
+
+/// The requests-served counter: 64 bits where the target has 64-bit atomics, the
+/// pointer width elsewhere (32-bit MIPS has no 64-bit atomics; its counter wraps
+/// after 2^32 requests, decades at a request a second).
+#[cfg(target_has_atomic = "64")]
+pub type RequestCounter = std::sync::atomic::AtomicU64;
+/// The requests-served counter (see the 64-bit definition).
+#[cfg(not(target_has_atomic = "64"))]
+pub type RequestCounter = AtomicUsize;
+
+impl Stats {
+    /// Requests served so far, as the document reports them.
+    pub fn requests_served(&self) -> u64 {
+        // usize is at most 64 bits on every target Rust supports.
+        #[allow(clippy::useless_conversion)]
+        u64::try_from(self.requests.load(Ordering::Relaxed)).unwrap_or(u64::MAX)
+    }
 }
 
 /// Serves until `shutdown` completes, then stops accepting, lets responses in

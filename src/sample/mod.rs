@@ -397,7 +397,7 @@ impl Sampler {
             rss_bytes: own.rss_bytes(),
             cpu_time_ms: own.cpu_time_ms(),
             connections_open: stats.open.load(Ordering::Relaxed) as u64,
-            requests_served: stats.requests.load(Ordering::Relaxed),
+            requests_served: stats.requests_served(),
         };
         crate::debug!("sample took {} µs", took.as_micros());
         self.note_failures(&snapshot);
