@@ -10,13 +10,13 @@
 //!
 //! `cargo run --release --example sample_cost [ITERATIONS]`
 
-#![cfg_attr(windows, allow(dead_code, unused_imports))]
+#![cfg_attr(not(procfs), allow(dead_code, unused_imports))]
 
 use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-#[cfg(not(windows))]
+#[cfg(procfs)]
 use fluxstat::sample::{
     disk::{self, DiskFilter, DiskReader},
     files::{KeptFile, SMALL, TABLE},
@@ -26,9 +26,9 @@ use fluxstat::sample::{
 };
 
 /// The readers measured here are the Linux ones.
-#[cfg(windows)]
+#[cfg(not(procfs))]
 fn main() {
-    eprintln!("sample_cost measures the Linux readers of /proc and /sys; there is nothing to measure on Windows");
+    eprintln!("sample_cost measures the Linux readers of /proc and /sys; there is nothing to measure here");
 }
 
 fn time(name: &str, n: u32, mut f: impl FnMut()) {
@@ -53,7 +53,7 @@ fn time_spaced(name: &str, n: u32, gap: Duration, mut f: impl FnMut()) {
     println!("{name:<22} {:>8.1} µs  (mean of {n}, {} ms apart)", per.as_secs_f64() * 1e6, gap.as_millis());
 }
 
-#[cfg(not(windows))]
+#[cfg(procfs)]
 fn main() {
     let n: u32 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(500);
     // FLUXSTAT_COST_TREE=tests/fixtures/rpi5 times the sysfs readers (and the
