@@ -12,6 +12,7 @@ use std::time::Duration;
 use crate::access::{self, Allowlist};
 use crate::glob::GlobList;
 use crate::log::Level;
+use crate::push::net::Url;
 use crate::sample::disk::{DiskFilter, DEFAULT_EXCLUDE_FS, DEFAULT_EXCLUDE_MOUNT};
 use crate::sample::network::{NetFilter, DEFAULT_EXCLUDE as DEFAULT_NET_EXCLUDE};
 
@@ -185,6 +186,21 @@ pub struct Config {
     /// Where the bearer token is; read by `main` (a bad file is a runtime failure).
     pub token_file: Option<PathBuf>,
     pub allow_hosts: Vec<String>,
+    /// Pushing (`push`): the targets' URLs are checked here, their credential
+    /// files read by `main` (a bad file is a runtime failure).
+    pub push: PushOptions,
+}
+
+/// The push options as given: URLs checked, credential files not yet read.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PushOptions {
+    pub influx_url: Option<Url>,
+    pub influx_token_file: Option<PathBuf>,
+    pub mqtt_url: Option<Url>,
+    pub mqtt_credentials_file: Option<PathBuf>,
+    pub mqtt_discovery_prefix: String,
+    pub push_interval: Option<Duration>,
+    pub push_backlog: Option<usize>,
 }
 
 /// What the command line asks for.
@@ -283,6 +299,48 @@ const OPTIONS: &[Opt] = &[
         value: "NAMES",
         default: "",
         help: "With --token-file or --cors-origin, Host names accepted besides IP addresses, localhost and this machine's name, comma-separated; others get 421 (DNS-rebinding guard).",
+    },
+    Opt {
+        name: "influx-url",
+        value: "URL",
+        default: "",
+        help: "Push each sample to InfluxDB as line protocol: http://HOST:8086/write?db=NAME (1.x) or http://HOST:8086/api/v2/write?org=ORG&bucket=BUCKET (2.x, 3.x). Plain HTTP; for HTTPS use a relay (README). Off by default.",
+    },
+    Opt {
+        name: "influx-token-file",
+        value: "PATH",
+        default: "",
+        help: "InfluxDB credentials, read from PATH: the API token for /api/v2/write, USER:PASSWORD for /write. An empty PATH is an error.",
+    },
+    Opt {
+        name: "mqtt",
+        value: "URL",
+        default: "",
+        help: "Publish each sample to an MQTT broker, mqtt://HOST[:1883], with Home Assistant discovery. Off by default.",
+    },
+    Opt {
+        name: "mqtt-credentials-file",
+        value: "PATH",
+        default: "",
+        help: "MQTT user name and password, read from PATH as USER:PASSWORD. An empty PATH is an error.",
+    },
+    Opt {
+        name: "mqtt-discovery-prefix",
+        value: "PREFIX",
+        default: "homeassistant",
+        help: "Topic prefix of Home Assistant's MQTT discovery.",
+    },
+    Opt {
+        name: "push-interval",
+        value: "DURATION",
+        default: "",
+        help: "Push one sample per DURATION instead of every sample (at least --interval).",
+    },
+    Opt {
+        name: "push-backlog",
+        value: "N",
+        default: "",
+        help: "Samples kept for InfluxDB while it is unreachable, oldest dropped first; default a minute's worth.",
     },
 ];
 
@@ -436,6 +494,7 @@ pub fn parse(
     };
     let (v, src) = value("allow-host");
     let allow_hosts = access::parse_host_list(&v).map_err(|e| ConfigError(format!("{src}: {e}")))?;
+    let push = push_options(&explicit, &value, interval)?;
 
     Ok(Action::Run(Box::new(Config {
         listen,
@@ -452,7 +511,86 @@ pub fn parse(
         allow,
         token_file,
         allow_hosts,
+        push,
     })))
+}
+
+/// The push options: URLs checked, credential files named (an empty path is an
+/// error, as for --token-file), and none without the pusher it belongs to.
+fn push_options(
+    explicit: &dyn Fn(&'static str) -> Option<(String, String)>,
+    value: &dyn Fn(&'static str) -> (String, String),
+    interval: Duration,
+) -> Result<PushOptions, ConfigError> {
+    let file = |name: &'static str| -> Result<Option<PathBuf>, ConfigError> {
+        match explicit(name) {
+            None => Ok(None),
+            Some((v, src)) if v.trim().is_empty() => {
+                Err(ConfigError(format!("{src}: the path is empty; name the credentials file, or unset {src}")))
+            }
+            Some((v, _)) => Ok(Some(PathBuf::from(v))),
+        }
+    };
+    let url = |name: &'static str, scheme: &str, port: u16| -> Result<Option<Url>, ConfigError> {
+        match explicit(name) {
+            None => Ok(None),
+            Some((v, src)) if v.trim().is_empty() => {
+                Err(ConfigError(format!("{src}: the URL is empty; unset {src} to push nowhere")))
+            }
+            Some((v, src)) => {
+                if v.starts_with(&format!("{scheme}s://")) {
+                    return Err(ConfigError(format!(
+                        "{src}: '{v}': TLS is not built in; push plain {scheme}:// to a relay on the LAN (README, \"Send it somewhere\")"
+                    )));
+                }
+                Url::parse(v.trim(), scheme, port).map(Some).map_err(|e| ConfigError(format!("{src}: {e}")))
+            }
+        }
+    };
+    let influx_url = url("influx-url", "http", 8086)?;
+    if let Some(u) = &influx_url {
+        let src = explicit("influx-url").map(|(_, s)| s).unwrap_or_default();
+        crate::push::influx::Target::new(u.clone(), None).map_err(|e| ConfigError(format!("{src}: {e}")))?;
+    }
+    let influx_token_file = file("influx-token-file")?;
+    let mqtt_url = url("mqtt", "mqtt", 1883)?;
+    let mqtt_credentials_file = file("mqtt-credentials-file")?;
+    for (set, needs, name) in [
+        (influx_token_file.is_some(), influx_url.is_some(), "influx-token-file needs --influx-url"),
+        (mqtt_credentials_file.is_some(), mqtt_url.is_some(), "mqtt-credentials-file needs --mqtt"),
+    ] {
+        if set && !needs {
+            return Err(ConfigError(format!("--{name}")));
+        }
+    }
+    let (prefix, src) = value("mqtt-discovery-prefix");
+    if prefix.is_empty() || prefix.contains(['+', '#', '\0']) || prefix.starts_with('/') || prefix.ends_with('/') {
+        return Err(ConfigError(format!("{src}: '{prefix}' is not a topic prefix (e.g. homeassistant)")));
+    }
+    let push_interval = match explicit("push-interval") {
+        None => None,
+        Some((v, src)) => match parse_duration(&v) {
+            Ok(d) if d >= interval && d <= MAX_INTERVAL => Some(d),
+            Ok(_) => return Err(ConfigError(format!("{src}: '{v}' is outside --interval..1h"))),
+            Err(e) => return Err(ConfigError(format!("{src}: {e}"))),
+        },
+    };
+    let push_backlog = match explicit("push-backlog") {
+        None => None,
+        Some((v, src)) => match v.parse::<usize>() {
+            Ok(n) if (1..=100_000).contains(&n) => Some(n),
+            _ => return Err(ConfigError(format!("{src}: '{v}' is not a whole number from 1 to 100000"))),
+        },
+    };
+    Ok(PushOptions {
+        influx_url,
+        influx_token_file,
+        mqtt_url,
+        mqtt_credentials_file,
+        mqtt_discovery_prefix: prefix,
+        push_interval,
+        push_backlog,
+    })
 }
 
 /// `500ms`, `2s`, `1m`, `1h`: a whole number and a unit.

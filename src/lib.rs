@@ -11,6 +11,7 @@ pub mod config;
 pub mod glob;
 pub mod http;
 pub mod published;
+pub mod push;
 pub mod sample;
 pub mod server;
 pub mod snapshot;

@@ -12,6 +12,7 @@ use smol::stream::StreamExt;
 
 use fluxstat::access::{self, Access, Allowlist, Hosts};
 use fluxstat::config::{self, Action, Config};
+use fluxstat::push;
 use fluxstat::sample::{self, Roots, SamplerConfig};
 use fluxstat::server::{self, Settings, Stats};
 use fluxstat::{debug, error, info, log, socket, warn};
@@ -53,6 +54,8 @@ fn run(config: Config) -> Result<(), String> {
     // Registered first, so a signal during start-up is not lost.
     let mut signals = Signals::new([Signal::Term, Signal::Int]).map_err(|e| format!("cannot handle signals: {e}"))?;
 
+    let push_config = push_config(&config)?;
+    let push_counters = Arc::new(push::Counters::for_config(&push_config));
     let stats = Arc::new(Stats::default());
     let sampler = SamplerConfig {
         interval: config.interval,
@@ -60,6 +63,7 @@ fn run(config: Config) -> Result<(), String> {
         network: config.network.clone(),
         roots: Roots { procfs: config.procfs.clone(), sysfs: config.sysfs.clone(), ..Roots::default() },
         stats: Arc::clone(&stats),
+        push: Arc::clone(&push_counters),
     };
     // The first sample is taken on the sampler thread while this one waits for
     // it or for a signal, so that a signal ends start-up at once whatever a reader does.
@@ -91,14 +95,63 @@ fn run(config: Config) -> Result<(), String> {
         shutdown_grace: SHUTDOWN_GRACE,
         access,
     };
-    let shutdown = async move {
+    let signalled = async move {
         if let Some(Ok(signal)) = signals.next().await {
             info!("received {}, shutting down", signal_name(Some(signal)));
+        }
+    };
+    // The pushers ride in the shutdown task of the responder's executor: they
+    // wait on the reactor and are woken once per sample, cost nothing in
+    // between, and stop with it (no thread of their own). Stopping drops the
+    // MQTT connection without DISCONNECT, so the broker publishes the will.
+    let pushing =
+        push_config.is_on().then(|| push::run(push_config, Arc::clone(&latest), push_counters, config.interval));
+    let shutdown = async move {
+        match pushing {
+            Some(pushing) => smol::future::or(signalled, pushing).await,
+            None => signalled.await,
         }
     };
     server::run(listeners, latest, settings, stats, shutdown).map_err(|e| format!("server failed: {e}"))?;
     info!("stopped");
     Ok(())
+}
+
+/// The pushers' configuration: reads the credential files (a failure is a
+/// runtime error, exit 1).
+fn push_config(config: &Config) -> Result<push::PushConfig, String> {
+    let o = &config.push;
+    let influx = match &o.influx_url {
+        None => None,
+        Some(url) => {
+            let secret = o
+                .influx_token_file
+                .as_deref()
+                .map(|p| push::net::read_secret(p, "InfluxDB credentials"))
+                .transpose()?;
+            let target = push::influx::Target::new(url.clone(), secret.as_deref())?;
+            info!("pushing to InfluxDB at {}{}", url.authority(), url.path_and_query.split('?').next().unwrap_or(""));
+            Some(target)
+        }
+    };
+    let mqtt = match &o.mqtt_url {
+        None => None,
+        Some(url) => {
+            let credentials = match o.mqtt_credentials_file.as_deref() {
+                None => None,
+                Some(p) => {
+                    let text = push::net::read_secret(p, "MQTT credentials")?;
+                    let (user, password) = text
+                        .split_once(':')
+                        .ok_or_else(|| format!("{}: the MQTT credentials are USER:PASSWORD", p.display()))?;
+                    Some((user.to_owned(), password.to_owned()))
+                }
+            };
+            info!("publishing to MQTT at {}", url.authority());
+            Some(push::mqtt::Target { url: url.clone(), credentials, prefix: o.mqtt_discovery_prefix.clone() })
+        }
+    };
+    Ok(push::PushConfig { influx, mqtt, every: o.push_interval, backlog: o.push_backlog })
 }
 
 fn signal_name(signal: Option<Signal>) -> &'static str {

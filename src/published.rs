@@ -16,6 +16,8 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use smol::channel::{Receiver, Sender};
+
 use crate::http::Entity;
 use crate::snapshot::Snapshot;
 use crate::wire;
@@ -34,6 +36,9 @@ pub struct Published {
     pub healthy: bool,
     /// `/health`'s answer once the sample is stale.
     pub health_stale: Entity,
+    /// The sample itself, kept only when something pushes it (`push`): the
+    /// pushers encode it into their own protocols on the executor.
+    pub snapshot: Option<Arc<Snapshot>>,
 }
 
 impl Published {
@@ -57,6 +62,7 @@ impl Published {
             health_fresh: Entity::json(health_fresh, None),
             healthy: degraded.is_empty(),
             health_stale: Entity::json(wire::health_body(503, "Last sample is stale", at, &unavailable), None),
+            snapshot: None,
         }
     }
 
@@ -71,13 +77,13 @@ impl Published {
     }
 }
 
-/// The slot holding the current `Published`.
+/// The slot holding the current `Published`, and the pushers waiting for the next.
 #[derive(Debug)]
-pub struct Latest(Mutex<Arc<Published>>);
+pub struct Latest(Mutex<Arc<Published>>, Mutex<Vec<Sender<()>>>);
 
 impl Latest {
     pub fn new(first: Published) -> Latest {
-        Latest(Mutex::new(Arc::new(first)))
+        Latest(Mutex::new(Arc::new(first)), Mutex::default())
     }
 
     /// The current sample. The lock is held for one reference-count increment.
@@ -89,5 +95,18 @@ impl Latest {
         let next = Arc::new(next);
         // The old value is dropped after the guard, outside the lock.
         let _old = std::mem::replace(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner), next);
+        // Wake the pushers (none unless configured): a full channel already holds
+        // a wake-up, so this never blocks or queues more than one.
+        for watcher in self.1.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+            let _ = watcher.try_send(());
+        }
+    }
+
+    /// A wake-up after each `store`, for a consumer on the executor (a pusher).
+    /// The responder never watches: it loads on request.
+    pub fn watch(&self) -> Receiver<()> {
+        let (tx, rx) = smol::channel::bounded(1);
+        self.1.lock().unwrap_or_else(PoisonError::into_inner).push(tx);
+        rx
     }
 }

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use miniserde::ser::{Fragment, Map};
 use miniserde::{json, Serialize};
 
-use crate::snapshot::{Counters, Cpu, Disk, Host, Interface, Load, Memory, Own, Sensor, Snapshot, Swap};
+use crate::snapshot::{Counters, Cpu, Disk, Host, Interface, Load, Memory, Own, Pushed, Sensor, Snapshot, Swap};
 
 /// Serialises a snapshot into the `/metrics` document.
 pub fn encode(snapshot: &Snapshot) -> Vec<u8> {
@@ -238,6 +238,28 @@ struct FluxstatJson {
     cpu_time_ms: Option<u64>,
     connections_open: u64,
     requests_served: u64,
+    push: PushJson,
+}
+
+/// The pushers' counters: `null` for a pusher that is off.
+#[derive(Serialize)]
+struct PushJson {
+    influx: Option<PushedJson>,
+    mqtt: Option<PushedJson>,
+}
+
+#[derive(Serialize)]
+struct PushedJson {
+    sent: u64,
+    failed: u64,
+    dropped: u64,
+    queued: u64,
+}
+
+impl From<&Pushed> for PushedJson {
+    fn from(p: &Pushed) -> Self {
+        PushedJson { sent: p.sent, failed: p.failed, dropped: p.dropped, queued: p.queued }
+    }
 }
 
 impl From<&Own> for FluxstatJson {
@@ -250,6 +272,10 @@ impl From<&Own> for FluxstatJson {
             cpu_time_ms: o.cpu_time_ms,
             connections_open: o.connections_open,
             requests_served: o.requests_served,
+            push: PushJson {
+                influx: o.influx.as_ref().map(PushedJson::from),
+                mqtt: o.mqtt.as_ref().map(PushedJson::from),
+            },
         }
     }
 }

@@ -105,6 +105,9 @@ pub struct SamplerConfig {
     pub roots: Roots,
     /// The responder's counters, reported in the document's `fluxstat` section.
     pub stats: Arc<Stats>,
+    /// The pushers' counters, likewise; with a pusher on, each `Published`
+    /// carries its `Snapshot` for them.
+    pub push: Arc<crate::push::Counters>,
 }
 
 impl SamplerConfig {
@@ -115,6 +118,7 @@ impl SamplerConfig {
             network: network::NetFilter::default(),
             roots: Roots::default(),
             stats: Arc::default(),
+            push: Arc::default(),
         }
     }
 }
@@ -280,6 +284,8 @@ impl Sampler {
             cpu_time_ms: own.cpu_time_ms(),
             connections_open: stats.open.load(Ordering::Relaxed) as u64,
             requests_served: stats.requests.load(Ordering::Relaxed),
+            influx: self.config.push.influx.read(),
+            mqtt: self.config.push.mqtt.read(),
         };
         crate::debug!("sample took {} µs", took.as_micros());
         self.note_failures(&snapshot);
@@ -369,7 +375,11 @@ impl Sampler {
     pub fn publish(&mut self) -> Published {
         let snapshot = self.sample();
         self.seq += 1;
-        Published::with_health(&snapshot, self.seq, Instant::now(), &self.degraded())
+        let mut published = Published::with_health(&snapshot, self.seq, Instant::now(), &self.degraded());
+        if self.config.push.any() {
+            published.snapshot = Some(Arc::new(snapshot));
+        }
+        published
     }
 
     /// Logs once when a family starts failing (or its cause changes) and once when

@@ -13,7 +13,7 @@ use fluxstat::published::{Latest, Published};
 use fluxstat::sample::{self, SamplerConfig};
 use fluxstat::server::{self, Settings, Stats};
 use fluxstat::snapshot::{
-    Counters, Cpu, Disk, DiskUsage, Host, Inodes, Interface, Load, Memory, Own, Sensor, Snapshot, Swap,
+    Counters, Cpu, Disk, DiskUsage, Host, Inodes, Interface, Load, Memory, Own, Pushed, Sensor, Snapshot, Swap,
 };
 
 /// How long any single wait in a test may take before it counts as a hang.
@@ -81,6 +81,8 @@ pub fn fixed_snapshot() -> Snapshot {
             cpu_time_ms: Some(1234),
             connections_open: 3,
             requests_served: 56_789,
+            influx: Some(Pushed { sent: 1200, failed: 3, dropped: 0, queued: 2 }),
+            mqtt: None,
         },
         taken_at_us: 1_664_648_079_682_011,
     }
