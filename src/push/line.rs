@@ -3,11 +3,12 @@
 //! own timestamp in nanoseconds. Pure: a `Snapshot` in, bytes out.
 //!
 //! Escaping follows the line-protocol rules: in measurements `,` and space; in
-//! tag keys, tag values and field keys `,`, `=` and space; a backslash is
-//! written as `\\` so that one ending a name cannot escape the separator after
-//! it. Line breaks cannot be escaped anywhere: they become a space. An empty tag
-//! value is left out (the protocol has none); a line without a field is not
-//! written.
+//! tag keys, tag values and field keys `,`, `=` and space. A backslash is kept
+//! as it is (InfluxDB 1.x stores `\\` as two), except where it would escape
+//! what follows it (at the end of a name, or before `,` `=` or space), which
+//! line protocol cannot express: there it becomes `/`. Line breaks cannot be
+//! escaped anywhere: they become a space. An empty tag value is left out (the
+//! protocol has none); a line without a field is not written.
 
 use std::fmt::Write;
 
@@ -171,12 +172,17 @@ impl Line<'_> {
     }
 }
 
-/// Appends `s` with `special` characters and backslashes escaped; line breaks
-/// (which no escape can carry) become spaces, escaped like any space.
+/// Appends `s` with `special` characters escaped (see the module doc for
+/// backslashes and line breaks).
 fn escape(out: &mut String, s: &str, special: &[char]) {
-    for c in s.chars() {
-        let c = if c == '\n' || c == '\r' { ' ' } else { c };
-        if c == '\\' || special.contains(&c) {
+    let plain = |c: char| if c == '\n' || c == '\r' { ' ' } else { c };
+    let mut chars = s.chars().map(plain).peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' && chars.peek().is_none_or(|n| special.contains(n)) {
+            out.push('/');
+            continue;
+        }
+        if special.contains(&c) {
             out.push('\\');
         }
         out.push(c);
@@ -218,7 +224,7 @@ mod tests {
         let s = Snapshot {
             disks: Some(vec![Disk {
                 name: "nas:/x y".into(),
-                mount: "/mnt/a b,c=d\\".into(),
+                mount: "/mnt/a b,c=d\\e\\ f\\".into(),
                 filesystem: "nfs".into(),
                 usage: Some(DiskUsage { total: 10, free: 5, used: 5 }),
                 read_only: Some(true),
@@ -230,7 +236,7 @@ mod tests {
         let l = lines(&s);
         assert_eq!(
             l[0],
-            r"disk,mount=/mnt/a\ b\,c\=d\\,name=nas:/x\ y,filesystem=nfs total=10i,free=5i,used=5i,used_percentage=50i,read_only=true 0"
+            r"disk,mount=/mnt/a\ b\,c\=d\e/\ f/,name=nas:/x\ y,filesystem=nfs total=10i,free=5i,used=5i,used_percentage=50i,read_only=true 0"
         );
         assert_eq!(l[1], r"temperature,sensor=x\=1\,y\ 2\ z celsius=1 0");
     }

@@ -12,6 +12,7 @@ mod http;
 mod metrics;
 mod process;
 mod properties;
+mod push;
 mod robustness;
 mod sampling;
 mod security;
