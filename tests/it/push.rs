@@ -720,3 +720,39 @@ fn home_assistant_rest_templates_render_the_documents_values() {
     assert_eq!(num("Pi download"), download);
     assert_eq!(rendered.len(), 7, "{rendered:?}");
 }
+
+/// Credentials come from files and fail closed; TLS URLs are refused, not sent in clear.
+#[test]
+fn push_options_fail_closed() {
+    let usage: &[&[&str]] = &[
+        &["--influx-url", "http://127.0.0.1:8086/write?db=x", "--influx-token-file", ""],
+        &["--mqtt", "mqtt://127.0.0.1", "--mqtt-credentials-file", ""],
+        &["--influx-token-file", "/etc/hostname"],
+        &["--mqtt-credentials-file", "/etc/hostname"],
+        &["--influx-url", "https://db.example/api/v2/write?bucket=b"],
+        &["--mqtt", "mqtts://broker.example"],
+        &["--influx-url", "http://user:pw@127.0.0.1:8086/write?db=x"],
+        &["--influx-url", "http://127.0.0.1:8086/"],
+        &["--influx-url", ""],
+        &["--push-interval", "100ms"],
+        &["--push-backlog", "0"],
+        &["--mqtt", "mqtt://127.0.0.1", "--mqtt-discovery-prefix", "ha/#"],
+    ];
+    for args in usage {
+        let out = fluxstat().args(*args).output().expect("runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+    let dir = TempDir::new("creds");
+    let empty = dir.0.join("empty");
+    std::fs::write(&empty, "\n").expect("write");
+    let runtime: &[&[&str]] = &[
+        &["--influx-url", "http://127.0.0.1:8086/write?db=x", "--influx-token-file", "/nonexistent/token"],
+        &["--mqtt", "mqtt://127.0.0.1", "--mqtt-credentials-file", &empty.to_string_lossy()],
+    ];
+    for args in runtime {
+        let out = fluxstat().args(["--listen", "127.0.0.1:0"]).args(*args).output().expect("runs");
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
