@@ -113,7 +113,7 @@ pub async fn run(target: Target, samples: Samples, capacity: usize, counters: Ar
                         Ok((status, text)) => format!("status {status}: {text}"),
                         Err(e) => e.to_string(),
                     };
-                    let wait = backoff.next();
+                    let wait = backoff.delay();
                     if !failing {
                         crate::warn!("InfluxDB push failed ({why}); keeping up to {capacity} samples, retrying");
                         failing = true;

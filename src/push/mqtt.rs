@@ -166,7 +166,7 @@ pub async fn run(target: Target, samples: Samples, every: Duration, counters: Ar
                 Ok(()) => {}
                 Err(e) => {
                     counters.add_failed();
-                    let wait = backoff.next();
+                    let wait = backoff.delay();
                     if !failing {
                         crate::warn!("MQTT: {e}; reconnecting with back-off");
                     } else {

@@ -127,7 +127,7 @@ pub async fn within<T>(f: impl std::future::Future<Output = io::Result<T>>) -> i
 pub struct Backoff(u32);
 
 impl Backoff {
-    pub fn next(&mut self) -> Duration {
+    pub fn delay(&mut self) -> Duration {
         let d = Duration::from_secs(1u64 << self.0.min(6)).min(Duration::from_secs(60));
         self.0 = self.0.saturating_add(1);
         d
@@ -173,9 +173,9 @@ mod tests {
     #[test]
     fn backoff_doubles_to_a_minute() {
         let mut b = Backoff::default();
-        let d: Vec<u64> = (0..9).map(|_| b.next().as_secs()).collect();
+        let d: Vec<u64> = (0..9).map(|_| b.delay().as_secs()).collect();
         assert_eq!(d, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
         b.reset();
-        assert_eq!(b.next().as_secs(), 1);
+        assert_eq!(b.delay().as_secs(), 1);
     }
 }
