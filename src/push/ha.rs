@@ -217,7 +217,6 @@ pub fn config(s: &Snapshot, e: &Entity, prefix: &str, expire_after: u64) -> (Str
     let mut o = Obj::default();
     o.str("name", &e.name);
     o.str("unique_id", &format!("{node}_{}", e.object_id));
-    o.str("object_id", &format!("{node}_{}", e.object_id));
     o.str("state_topic", &format!("{base}/{}", e.state));
     o.str("value_template", &format!("{{{{ value_json.{} }}}}", e.key));
     if let Some(u) = e.unit {

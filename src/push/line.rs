@@ -16,9 +16,9 @@ use crate::snapshot::Snapshot;
 
 /// Appends the sample's lines to `out`.
 pub fn encode(s: &Snapshot, out: &mut String) {
-    let ns = i128::from(s.taken_at_us) * 1000;
+    let ns = format!(" {}\n", i128::from(s.taken_at_us) * 1000);
     let host = s.host.as_ref().and_then(|h| h.hostname.as_deref()).unwrap_or("");
-    let mut line = Line { out, ns, host, begun: 0, any: false };
+    let mut line = Line { out, ns: &ns, host, begun: 0, any: false };
     if let Some(up) = s.uptime {
         line.start("uptime", &[]);
         line.int("uptime", up);
@@ -29,8 +29,11 @@ pub fn encode(s: &Snapshot, out: &mut String) {
         line.int("cpu_core_total", cpu.per_core_percent.len() as u64);
         line.float("cpu_usage_percentage", cpu.total_percent);
         line.end();
+        let mut core = String::new();
         for (i, p) in cpu.per_core_percent.iter().enumerate() {
-            line.start("cpu", &[("core", &format!("cpu_{i}"))]);
+            core.clear();
+            let _ = write!(core, "cpu_{i}");
+            line.start("cpu", &[("core", &core)]);
             line.float("cpu_core_usage_percentage", *p);
             line.end();
         }
@@ -79,11 +82,13 @@ pub fn encode(s: &Snapshot, out: &mut String) {
     }
     for i in s.network.iter().flatten() {
         line.start("net", &[("interface", &i.name)]);
-        for (dir, c) in [("rx", &i.rx), ("tx", &i.tx)] {
-            line.int(&format!("{dir}_bytes"), c.bytes);
-            line.int(&format!("{dir}_packets"), c.packets);
-            line.int(&format!("{dir}_errors"), c.errors);
-            line.int(&format!("{dir}_drops"), c.drops);
+        for (names, c) in [
+            (["rx_bytes", "rx_packets", "rx_errors", "rx_drops"], &i.rx),
+            (["tx_bytes", "tx_packets", "tx_errors", "tx_drops"], &i.tx),
+        ] {
+            for (name, v) in names.into_iter().zip([c.bytes, c.packets, c.errors, c.drops]) {
+                line.int(name, v);
+            }
         }
         if let Some(r) = i.rx_bytes_per_second {
             line.int("rx_bytes_per_second", r);
@@ -119,7 +124,8 @@ pub fn encode(s: &Snapshot, out: &mut String) {
 
 struct Line<'a> {
     out: &'a mut String,
-    ns: i128,
+    /// ` <timestamp>\n`, the end of every line.
+    ns: &'a str,
     host: &'a str,
     /// Where the current line starts, and whether it has a field yet.
     begun: usize,
@@ -142,30 +148,37 @@ impl Line<'_> {
         }
     }
 
-    fn field(&mut self, key: &str, value: &str) {
+    /// Starts a field: the separator and the escaped key.
+    fn key(&mut self, key: &str) {
         self.out.push(if self.any { ',' } else { ' ' });
         escape(self.out, key, &[',', '=', ' ']);
         self.out.push('=');
-        self.out.push_str(value);
         self.any = true;
     }
 
-    fn int(&mut self, key: &str, v: u64) {
-        self.field(key, &format!("{v}i"));
+    fn field(&mut self, key: &str, value: &str) {
+        self.key(key);
+        self.out.push_str(value);
     }
 
-    /// Always written with a decimal point or exponent-free digits: InfluxDB
-    /// reads a number without `i` as a float either way. Non-finite values (never
-    /// produced by the sampler) are left out: the protocol has none.
+    fn int(&mut self, key: &str, v: u64) {
+        self.key(key);
+        let _ = write!(self.out, "{v}i");
+    }
+
+    /// Written as Rust prints it (`25.8`, `0`): InfluxDB reads a number without
+    /// `i` as a float either way. Non-finite values (never produced by the
+    /// sampler) are left out: the protocol has none.
     fn float(&mut self, key: &str, v: f64) {
         if v.is_finite() {
-            self.field(key, &format!("{v}"));
+            self.key(key);
+            let _ = write!(self.out, "{v}");
         }
     }
 
     fn end(&mut self) {
         if self.any {
-            let _ = writeln!(self.out, " {}", self.ns);
+            self.out.push_str(self.ns);
         } else {
             self.out.truncate(self.begun);
         }
@@ -175,6 +188,10 @@ impl Line<'_> {
 /// Appends `s` with `special` characters escaped (see the module doc for
 /// backslashes and line breaks).
 fn escape(out: &mut String, s: &str, special: &[char]) {
+    if !s.contains(|c: char| c == '\\' || c == '\n' || c == '\r' || special.contains(&c)) {
+        out.push_str(s);
+        return;
+    }
     let plain = |c: char| if c == '\n' || c == '\r' { ' ' } else { c };
     let mut chars = s.chars().map(plain).peekable();
     while let Some(c) = chars.next() {

@@ -2,9 +2,10 @@
 //! connects and I/O with deadlines, and back-off.
 //!
 //! A name is looked up on a short-lived thread (the standard library's blocking
-//! resolver), awaited with a deadline; an IP literal needs no lookup. Only one
-//! lookup per pusher is in flight: a resolver that hangs past the deadline is
-//! left to finish on its own thread while the pusher backs off.
+//! resolver), awaited with a deadline; an IP literal needs no lookup, and a
+//! kept-alive connection none either. A lookup that hangs past the deadline is
+//! left to finish on its own thread (the C resolver gives up by itself) while
+//! the pusher backs off, so at most one new lookup starts per retry.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
