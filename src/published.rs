@@ -16,7 +16,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use smol::channel::{Receiver, Sender};
+use crate::push::signal::Signal;
 
 use crate::http::Entity;
 use crate::snapshot::Snapshot;
@@ -79,7 +79,7 @@ impl Published {
 
 /// The slot holding the current `Published`, and the pushers waiting for the next.
 #[derive(Debug)]
-pub struct Latest(Mutex<Arc<Published>>, Mutex<Vec<Sender<()>>>);
+pub struct Latest(Mutex<Arc<Published>>, Mutex<Vec<Arc<Signal>>>);
 
 impl Latest {
     pub fn new(first: Published) -> Latest {
@@ -95,18 +95,17 @@ impl Latest {
         let next = Arc::new(next);
         // The old value is dropped after the guard, outside the lock.
         let _old = std::mem::replace(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner), next);
-        // Wake the pushers (none unless configured): a full channel already holds
-        // a wake-up, so this never blocks or queues more than one.
+        // Wake the pushers (none unless configured); never blocks.
         for watcher in self.1.lock().unwrap_or_else(PoisonError::into_inner).iter() {
-            let _ = watcher.try_send(());
+            watcher.notify();
         }
     }
 
     /// A wake-up after each `store`, for a consumer on the executor (a pusher).
     /// The responder never watches: it loads on request.
-    pub fn watch(&self) -> Receiver<()> {
-        let (tx, rx) = smol::channel::bounded(1);
-        self.1.lock().unwrap_or_else(PoisonError::into_inner).push(tx);
-        rx
+    pub fn watch(&self) -> Arc<Signal> {
+        let signal = Arc::new(Signal::default());
+        self.1.lock().unwrap_or_else(PoisonError::into_inner).push(Arc::clone(&signal));
+        signal
     }
 }

@@ -68,7 +68,7 @@ impl Target {
 /// Runs forever: the collector queues samples, the sender drains the backlog.
 pub async fn run(target: Target, samples: Samples, capacity: usize, counters: Arc<Channel>) {
     let backlog = RefCell::new(Backlog::new(capacity));
-    let (kick, kicked) = smol::channel::bounded::<()>(1);
+    let kick = super::signal::Signal::default();
     let collect = async {
         let mut samples = samples;
         while let Some(snapshot) = samples.next().await {
@@ -78,7 +78,7 @@ pub async fn run(target: Target, samples: Samples, capacity: usize, counters: Ar
             counters.add_dropped(b.push(text.into_bytes()));
             counters.set_queued(b.len());
             drop(b);
-            let _ = kick.try_send(());
+            kick.notify();
         }
     };
     let send = async {
@@ -88,7 +88,7 @@ pub async fn run(target: Target, samples: Samples, capacity: usize, counters: Ar
         loop {
             let (body, n) = backlog.borrow().front(MAX_BODY);
             if n == 0 {
-                let _ = kicked.recv().await;
+                kick.wait().await;
                 continue;
             }
             let outcome = post(&target, &mut conn, &body).await;

@@ -16,7 +16,7 @@ use crate::snapshot::Snapshot;
 
 /// Appends the sample's lines to `out`.
 pub fn encode(s: &Snapshot, out: &mut String) {
-    let ns = format!(" {}\n", i128::from(s.taken_at_us) * 1000);
+    let ns = format!(" {}\n", s.taken_at_us.saturating_mul(1000));
     let host = s.host.as_ref().and_then(|h| h.hostname.as_deref()).unwrap_or("");
     let mut line = Line { out, ns: &ns, host, begun: 0, any: false };
     if let Some(up) = s.uptime {

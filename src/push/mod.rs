@@ -13,12 +13,11 @@ pub mod influx;
 pub mod line;
 pub mod mqtt;
 pub mod net;
+pub mod signal;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-use smol::channel::Receiver;
 
 use crate::published::Latest;
 use crate::snapshot::{Pushed, Snapshot};
@@ -100,7 +99,7 @@ impl Counters {
 /// `every` (less half a sample interval, for jitter) after the last taken.
 pub struct Samples {
     latest: Arc<Latest>,
-    wake: Receiver<()>,
+    wake: Arc<signal::Signal>,
     every_us: i64,
     last_us: Option<i64>,
 }
@@ -112,7 +111,7 @@ impl Samples {
         Samples { latest, wake, every_us, last_us: None }
     }
 
-    /// The next sample to push; `None` once the sampler has stopped.
+    /// The next sample to push (`None` only without a sampler keeping snapshots).
     pub async fn next(&mut self) -> Option<Arc<Snapshot>> {
         loop {
             if let Some(s) = self.latest.load().snapshot.clone() {
@@ -122,7 +121,7 @@ impl Samples {
                     return Some(s);
                 }
             }
-            self.wake.recv().await.ok()?;
+            self.wake.wait().await;
         }
     }
 }

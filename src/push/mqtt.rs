@@ -135,7 +135,7 @@ fn refusal(code: u8) -> &'static str {
 /// Runs forever: keeps a connection and publishes each sample taken.
 pub async fn run(target: Target, samples: Samples, every: Duration, counters: Arc<Channel>) {
     let pending: RefCell<Option<Arc<Snapshot>>> = RefCell::new(None);
-    let (kick, kicked) = smol::channel::bounded::<()>(1);
+    let kick = super::signal::Signal::default();
     let collect = async {
         let mut samples = samples;
         while let Some(s) = samples.next().await {
@@ -143,7 +143,7 @@ pub async fn run(target: Target, samples: Samples, every: Duration, counters: Ar
                 counters.add_dropped(1);
             }
             counters.set_queued(1);
-            let _ = kick.try_send(());
+            kick.notify();
         }
     };
     let connection = async {
@@ -157,11 +157,11 @@ pub async fn run(target: Target, samples: Samples, every: Duration, counters: Ar
             while last.is_none() {
                 last = pending.borrow().clone();
                 if last.is_none() {
-                    let _ = kicked.recv().await;
+                    kick.wait().await;
                 }
             }
             let Some(first) = last.clone() else { continue };
-            let session = Session { target: &target, every, counters: &counters, pending: &pending, kicked: &kicked };
+            let session = Session { target: &target, every, counters: &counters, pending: &pending, kicked: &kick };
             match session.run(&first, &mut retained, &mut last, &mut backoff).await {
                 Ok(()) => {}
                 Err(e) => {
@@ -188,7 +188,7 @@ struct Session<'a> {
     every: Duration,
     counters: &'a Channel,
     pending: &'a RefCell<Option<Arc<Snapshot>>>,
-    kicked: &'a smol::channel::Receiver<()>,
+    kicked: &'a super::signal::Signal,
 }
 
 impl Session<'_> {
@@ -282,7 +282,7 @@ impl Session<'_> {
                 }
                 future::or(
                     async {
-                        let _ = self.kicked.recv().await;
+                        self.kicked.wait().await;
                     },
                     async {
                         Timer::at(next_ping).await;

@@ -13,6 +13,9 @@ use std::time::Duration;
 
 use smol::{future, Async, Timer};
 
+use super::signal::Signal;
+use std::sync::Arc;
+
 /// How long a name lookup, a connect, or one request and its answer may take.
 pub const DEADLINE: Duration = Duration::from_secs(5);
 
@@ -81,16 +84,28 @@ pub async fn resolve(url: &Url) -> io::Result<Vec<SocketAddr>> {
     if let Ok(ip) = url.host.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, url.port)]);
     }
-    let (tx, rx) = smol::channel::bounded(1);
+    type Answer = std::sync::Mutex<Option<io::Result<Vec<SocketAddr>>>>;
+    let shared: Arc<(Answer, Signal)> = Arc::default();
+    let theirs = Arc::clone(&shared);
     let target = (url.host.clone(), url.port);
     std::thread::Builder::new().name("resolve".into()).spawn(move || {
-        let _ = tx.try_send(target.to_socket_addrs().map(Iterator::collect::<Vec<_>>));
+        let answer = target.to_socket_addrs().map(Iterator::collect::<Vec<_>>);
+        *theirs.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(answer);
+        theirs.1.notify();
     })?;
-    let answer = future::or(async { rx.recv().await.ok() }, async {
-        Timer::after(DEADLINE).await;
-        None
-    })
+    let answered = future::or(
+        async {
+            shared.1.wait().await;
+            true
+        },
+        async {
+            Timer::after(DEADLINE).await;
+            false
+        },
+    )
     .await;
+    let answer =
+        if answered { shared.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() } else { None };
     match answer {
         Some(Ok(addrs)) if !addrs.is_empty() => Ok(addrs),
         Some(Ok(_)) => Err(io::Error::new(io::ErrorKind::NotFound, format!("{}: no address", url.host))),
