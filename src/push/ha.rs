@@ -311,7 +311,7 @@ pub fn quote(s: &str) -> String {
 /// A finite float as JSON (0 for the non-finite values the sampler never makes).
 fn float(x: f64) -> String {
     if x.is_finite() {
-        format!("{x}")
+        super::float(x)
     } else {
         "0".into()
     }

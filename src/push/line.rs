@@ -166,13 +166,13 @@ impl Line<'_> {
         let _ = write!(self.out, "{v}i");
     }
 
-    /// Written as Rust prints it (`25.8`, `0`): InfluxDB reads a number without
-    /// `i` as a float either way. Non-finite values (never produced by the
+    /// Written as the JSON document writes it (`25.8`, `0.0`): InfluxDB reads a
+    /// number without `i` as a float. Non-finite values (never produced by the
     /// sampler) are left out: the protocol has none.
     fn float(&mut self, key: &str, v: f64) {
         if v.is_finite() {
             self.key(key);
-            let _ = write!(self.out, "{v}");
+            self.out.push_str(&super::float(v));
         }
     }
 
@@ -255,7 +255,7 @@ mod tests {
             l[0],
             r"disk,mount=/mnt/a\ b\,c\=d\e/\ f/,name=nas:/x\ y,filesystem=nfs total=10i,free=5i,used=5i,used_percentage=50i,read_only=true 0"
         );
-        assert_eq!(l[1], r"temperature,sensor=x\=1\,y\ 2\ z celsius=1 0");
+        assert_eq!(l[1], r"temperature,sensor=x\=1\,y\ 2\ z celsius=1.0 0");
     }
 
     #[test]
