@@ -151,6 +151,9 @@ fn push_config(config: &Config) -> Result<push::PushConfig, String> {
             Some(push::mqtt::Target { url: url.clone(), credentials, prefix: o.mqtt_discovery_prefix.clone() })
         }
     };
+    if influx.is_none() && mqtt.is_none() && (o.push_interval.is_some() || o.push_backlog.is_some()) {
+        warn!("--push-interval and --push-backlog have no effect without --influx-url or --mqtt");
+    }
     Ok(push::PushConfig { influx, mqtt, every: o.push_interval, backlog: o.push_backlog })
 }
 
