@@ -108,7 +108,7 @@ fn run(config: Config) -> Result<(), String> {
         push_config.is_on().then(|| push::run(push_config, Arc::clone(&latest), push_counters, config.interval));
     let shutdown = async move {
         match pushing {
-            Some(pushing) => smol::future::or(signalled, pushing).await,
+            Some(pushing) => push::beside(signalled, pushing).await,
             None => signalled.await,
         }
     };

@@ -15,8 +15,10 @@ pub mod mqtt;
 pub mod net;
 pub mod signal;
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use crate::published::Latest;
@@ -158,4 +160,40 @@ pub async fn run(config: PushConfig, latest: Arc<Latest>, counters: Arc<Counters
     };
     smol::future::or(influx, mqtt).await;
     smol::future::pending::<()>().await;
+}
+
+/// Runs `pushing` beside `shutdown` in one task until `shutdown` completes, and
+/// polls `shutdown` only when its own waker fired: a task is polled whole on
+/// every wake-up, and polling the signal stream costs a system call, which the
+/// pushers' several wake-ups per sample would otherwise pay each time.
+pub async fn beside(shutdown: impl Future<Output = ()> + 'static, pushing: impl Future<Output = ()>) {
+    let flag = Arc::new(WakeFlag::default());
+    let mut shutdown = Box::pin(shutdown);
+    let mut first = true;
+    let watched = smol::future::poll_fn(move |cx| {
+        *flag.waker.lock().unwrap_or_else(PoisonError::into_inner) = Some(cx.waker().clone());
+        if !flag.woken.swap(false, Ordering::SeqCst) && !first {
+            return Poll::Pending;
+        }
+        first = false;
+        let waker = Waker::from(Arc::clone(&flag));
+        shutdown.as_mut().poll(&mut Context::from_waker(&waker))
+    });
+    smol::future::or(watched, pushing).await;
+}
+
+/// Remembers that a future's waker fired, and passes the wake-up on.
+#[derive(Default)]
+struct WakeFlag {
+    woken: AtomicBool,
+    waker: Mutex<Option<Waker>>,
+}
+
+impl Wake for WakeFlag {
+    fn wake(self: Arc<Self>) {
+        self.woken.store(true, Ordering::SeqCst);
+        if let Some(w) = self.waker.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
+            w.wake_by_ref();
+        }
+    }
 }

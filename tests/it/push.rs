@@ -756,3 +756,28 @@ fn push_options_fail_closed() {
         assert_eq!(out.status.code(), Some(1), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
+
+/// The pushers share the task that waits for signals: SIGTERM still stops
+/// fluxstat at once while they retry (and their wake-ups do not poll the
+/// signal stream, see `push::beside`).
+#[test]
+fn sigterm_stops_fluxstat_while_pushing() {
+    let closed = free_port();
+    let mut fx = Running::start(fluxstat().args([
+        "--listen",
+        "127.0.0.1:0",
+        "--interval",
+        "200ms",
+        "--influx-url",
+        &format!("http://127.0.0.1:{closed}/write?db=x"),
+        "--mqtt",
+        &format!("mqtt://127.0.0.1:{closed}"),
+    ]));
+    fx.listening_addr();
+    fx.line_with("InfluxDB push failed");
+    fx.line_with("MQTT: ");
+    fx.signal("TERM");
+    let (code, took) = fx.wait_exit();
+    assert_eq!(code, 0);
+    assert!(took < Duration::from_secs(2), "{took:?}");
+}
