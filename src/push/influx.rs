@@ -144,6 +144,9 @@ async fn post(target: &Target, conn: &mut Option<Async<TcpStream>>, body: &[u8])
         head.push_str(&format!("Authorization: {a}\r\n"));
     }
     head.push_str("\r\n");
+    // One write for head and body: one segment and one system call per batch.
+    let mut request = head.into_bytes();
+    request.extend_from_slice(body);
     for attempt in 0..2 {
         let reused = conn.is_some();
         let mut stream = match conn.take() {
@@ -151,9 +154,7 @@ async fn post(target: &Target, conn: &mut Option<Async<TcpStream>>, body: &[u8])
             None => net::connect(&target.url).await?,
         };
         let result = net::within(async {
-            stream.write_all(head.as_bytes()).await?;
-            stream.write_all(body).await?;
-            stream.flush().await?;
+            stream.write_all(&request).await?;
             read_answer(&mut stream).await
         })
         .await;
