@@ -374,6 +374,20 @@ chmod 644 "$WORK/www/metrics"
 put fluxstat.body_bytes "$size"
 put nginx.body_bytes "$(stat -c %s "$WORK/www/metrics")"
 log "fluxstat /metrics body: $size bytes"
+# The device page at /: its size as sent to browsers (gzip, the only copy in the
+# binary) and decoded. The artefact delta it costs is measured with
+# cross/build-artefacts.sh against main (BENCHMARKS.md).
+read -r page_raw page_gz < <(python3 -c '
+import sys, urllib.request
+def size(ae):
+    req = urllib.request.Request(f"http://127.0.0.1:{sys.argv[1]}/", headers={"Accept-Encoding": ae})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return len(r.read())
+print(size("identity"), size("gzip"))' "$FLUX_PORT" || true)
+put fluxstat.page_bytes "${page_raw:-}"
+put fluxstat.page_gzip_bytes "${page_gz:-}"
+note "device page (GET /): ${page_raw:-?} bytes, ${page_gz:-?} gzipped (the binary holds the gzipped copy only); artefact delta: see BENCHMARKS.md"
+log "fluxstat / page: ${page_raw:-?} bytes, ${page_gz:-?} gzipped"
 
 NGINX_PORT=$(py port)
 nginx_conf "$NGINX_PORT" 1024 "$WORK/nginx"

@@ -1,13 +1,23 @@
 #!/usr/bin/env bash
+# Usage: cross/setup.sh [TARGET...]
+#
 # Installs what cross/build-artefacts.sh and cross/test-under-qemu.sh need, no Docker:
 #   - Debian's rustc/cargo with the std source (for -Zbuild-std on any target),
 #     ARM cross gcc with glibc, and qemu-user-static, with apt;
 #   - zig from PyPI (the `ziglang` wheel) and cargo-zigbuild from crates.io, into
-#     ${FLUXSTAT_CROSS_CACHE:-~/.cache/fluxstat-cross}.
+#     ${FLUXSTAT_CROSS_CACHE:-~/.cache/fluxstat-cross};
+#   - only when a Windows target is named: mingw-w64's gcc and wine with apt, and the
+#     bcryptprimitives.dll stub wine 8.0 needs (cross/windows/), built into the cache.
 # Idempotent: once everything is there it only checks, in about a second.
 set -euo pipefail
 # shellcheck source=cross/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+windows=0
+for arg in "$@"; do
+    is_windows_target "$arg" && windows=1
+done
+((windows)) && APT_PACKAGES+=("${APT_PACKAGES_WINDOWS[@]}")
 
 install_apt_packages() {
     local missing=() p
@@ -56,12 +66,29 @@ link_debian_rust() {
     done
 }
 
+# The ProcessPrng stub wine 8.0 lacks (cross/windows/bcryptprimitives.c), built again
+# whenever its source changes.
+build_wine_stub() {
+    local src="$REPO_ROOT/cross/windows" dll="$WINDOWS_CACHE/bcryptprimitives.dll"
+    if [[ -f $dll && $dll -nt $src/bcryptprimitives.c && $dll -nt $src/bcryptprimitives.def ]]; then
+        return 0
+    fi
+    log "building $dll with mingw-w64"
+    mkdir -p "$WINDOWS_CACHE"
+    x86_64-w64-mingw32-gcc -shared -O2 -s -o "$dll.partial" \
+        "$src/bcryptprimitives.c" "$src/bcryptprimitives.def" -ladvapi32
+    mv "$dll.partial" "$dll"
+}
+
 mkdir -p "$FLUXSTAT_CROSS_CACHE"
 install_apt_packages
 [[ -d /usr/lib/rustlib/src/rust/library/std ]] || die "rust-web-src did not install the std source"
 install_zig
 install_cargo_zigbuild
 link_debian_rust
+((windows)) && build_wine_stub
 
 use_cross_toolchain
 log "ready: $(rustc --version), $(cargo --version), zig $(zig version), $(cargo-zigbuild --version), $(qemu-arm-static --version | head -n1)"
+((windows)) && log "ready for Windows: $(x86_64-w64-mingw32-gcc --version | head -n1), $(WINEDEBUG=-all wine --version)"
+exit 0

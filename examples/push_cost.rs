@@ -5,7 +5,7 @@
 //! only when an entity appears or on a reconnect, are timed apart. The sockets'
 //! write calls (one per sample per pusher) are not included.
 //!
-//! `cargo run --release --example push_cost [ITERATIONS]`
+//! `cargo run --release --features push --example push_cost [ITERATIONS]`
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

@@ -10,14 +10,26 @@
 //!
 //! `cargo run --release --example sample_cost [ITERATIONS]`
 
+#![cfg_attr(windows, allow(dead_code, unused_imports))]
+
 use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use fluxstat::sample::disk::{self, DiskFilter, DiskReader};
-use fluxstat::sample::files::{KeptFile, SMALL, TABLE};
-use fluxstat::sample::network::{NetFilter, Rates};
-use fluxstat::sample::{host, load, memory, own, temperature, Sampler, SamplerConfig};
+#[cfg(not(windows))]
+use fluxstat::sample::{
+    disk::{self, DiskFilter, DiskReader},
+    files::{KeptFile, SMALL, TABLE},
+    host, load, memory,
+    network::{NetFilter, Rates},
+    own, temperature, Sampler, SamplerConfig,
+};
+
+/// The readers measured here are the Linux ones.
+#[cfg(windows)]
+fn main() {
+    eprintln!("sample_cost measures the Linux readers of /proc and /sys; there is nothing to measure on Windows");
+}
 
 fn time(name: &str, n: u32, mut f: impl FnMut()) {
     let started = Instant::now();
@@ -41,9 +53,16 @@ fn time_spaced(name: &str, n: u32, gap: Duration, mut f: impl FnMut()) {
     println!("{name:<22} {:>8.1} µs  (mean of {n}, {} ms apart)", per.as_secs_f64() * 1e6, gap.as_millis());
 }
 
+#[cfg(not(windows))]
 fn main() {
     let n: u32 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(500);
-    let (proc, sys, root) = (Path::new("/proc"), Path::new("/sys"), Path::new("/"));
+    // FLUXSTAT_COST_TREE=tests/fixtures/rpi5 times the sysfs readers (and the
+    // lease files, the reboot flag) on a fixture tree: this VM has no fan,
+    // cpufreq, rpi_volt or eMMC, so their code paths cost nothing here otherwise.
+    let tree = std::env::var_os("FLUXSTAT_COST_TREE").map(std::path::PathBuf::from);
+    let tree_sys = tree.as_ref().map(|t| t.join("sys"));
+    let (proc, root) = (Path::new("/proc"), tree.as_deref().unwrap_or(Path::new("/")));
+    let sys = tree_sys.as_deref().unwrap_or(Path::new("/sys"));
     let mut disks = DiskReader::new(Duration::from_secs(1));
     let filter = DiskFilter::default();
     let mut rates = Rates::default();
@@ -79,6 +98,51 @@ fn main() {
     });
     time("temperatures", n, || {
         black_box(temperature::read(sys));
+    });
+    let chips = fluxstat::sample::drivers::hwmon_chips(sys);
+    time("hwmon chips (every 60 s)", n, || {
+        black_box(fluxstat::sample::drivers::hwmon_chips(sys));
+    });
+    time("fans (list, every 60 s)", n, || {
+        black_box(fluxstat::sample::fans::list(&chips));
+    });
+    let fan_inputs = fluxstat::sample::fans::list(&chips);
+    time("fans", n, || {
+        black_box(fluxstat::sample::fans::read(&fan_inputs));
+    });
+    time("power", n, || {
+        black_box(fluxstat::sample::power::read(sys, &chips));
+    });
+    let mut cpufreq = fluxstat::sample::cpufreq::CpuFreq::default();
+    time("cpu frequency", n, || {
+        black_box(cpufreq.read(sys));
+    });
+    let mut wifi = fluxstat::sample::wifi::Wifi::new(fluxstat::sample::wifi::Kernel::default());
+    time("wifi (every 5 s)", n.min(50), || {
+        black_box(wifi.read_now());
+    });
+    let drivers = fluxstat::sample::drivers::Job::new(sys.to_path_buf());
+    time("driver job (all above)", n, || {
+        black_box(drivers.run());
+    });
+    let mut diskio = fluxstat::sample::diskio::DiskIo::default();
+    let io_exclude = fluxstat::glob::GlobList::parse(fluxstat::sample::diskio::DEFAULT_EXCLUDE);
+    time("disk io", n, || {
+        black_box(diskio.read(proc, sys, &io_exclude, Instant::now()));
+    });
+    let mut conntrack = fluxstat::sample::conntrack::ConntrackFiles::new(proc);
+    time("conntrack", n, || {
+        black_box(conntrack.read());
+    });
+    let leases = fluxstat::sample::dhcp::paths(&[], root);
+    time("dhcp leases (every 10 s)", n, || {
+        black_box(fluxstat::sample::dhcp::read(&leases, 1_764_480_000));
+    });
+    time("flash (every 60 s)", n, || {
+        black_box(fluxstat::sample::flash::read(sys));
+    });
+    time("reboot (every 60 s)", n, || {
+        black_box(fluxstat::sample::reboot::read(root));
     });
     time("host (every 60 s)", n, || {
         black_box(host::read(proc, sys, root));

@@ -180,6 +180,7 @@ fn start(access: Access) -> SocketAddr {
         cors_origin: None,
         shutdown_grace: Duration::from_millis(100),
         access,
+        page: true,
     };
     std::thread::spawn(move || {
         let stats = Arc::new(Stats::default());

@@ -12,9 +12,23 @@ use std::time::Duration;
 use crate::access::{self, Allowlist};
 use crate::glob::GlobList;
 use crate::log::Level;
+#[cfg(feature = "push")]
 use crate::push::net::Url;
-use crate::sample::disk::{DiskFilter, DEFAULT_EXCLUDE_FS, DEFAULT_EXCLUDE_MOUNT};
-use crate::sample::network::{NetFilter, DEFAULT_EXCLUDE as DEFAULT_NET_EXCLUDE};
+use crate::sample::disk::DiskFilter;
+use crate::sample::network::NetFilter;
+// This platform's defaults (Linux's, Windows' or macOS'): `sample` picks them.
+use crate::sample::{DEFAULT_EXCLUDE_FS, DEFAULT_EXCLUDE_MOUNT, DEFAULT_NET_EXCLUDE};
+
+/// The system this build is for, where `--procfs` and `--sysfs` mean nothing
+/// (it has no procfs: its own readers, `sample::windows` or `sample::macos`);
+/// `None` where they apply.
+const NO_PROCFS: Option<&str> = if cfg!(windows) {
+    Some("Windows")
+} else if cfg!(target_vendor = "apple") {
+    Some("macOS")
+} else {
+    None
+};
 
 /// The port of the original tool, kept so existing pollers need no change.
 pub const DEFAULT_PORT: u16 = 8001;
@@ -179,6 +193,10 @@ pub struct Config {
     pub idle_timeout: Duration,
     pub disks: DiskFilter,
     pub network: NetFilter,
+    /// `--disk-io-exclude`: block devices left out of `disk_io`.
+    pub disk_io_exclude: GlobList,
+    /// `--dhcp-leases`: dnsmasq lease files; empty means the usual ones.
+    pub dhcp_leases: Vec<PathBuf>,
     pub procfs: PathBuf,
     pub sysfs: PathBuf,
     pub log_level: Level,
@@ -188,10 +206,14 @@ pub struct Config {
     pub allow_hosts: Vec<String>,
     /// Pushing (`push`): the targets' URLs are checked here, their credential
     /// files read by `main` (a bad file is a runtime failure).
+    #[cfg(feature = "push")]
     pub push: PushOptions,
+    /// Whether `/` serves the device page.
+    pub page: bool,
 }
 
 /// The push options as given: URLs checked, credential files not yet read.
+#[cfg(feature = "push")]
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PushOptions {
     pub influx_url: Option<Url>,
@@ -275,12 +297,37 @@ const OPTIONS: &[Opt] = &[
         help: "Network interfaces left out, comma-separated (* and ? wildcards); empty lists all. The default applies only without --net-include.",
     },
     Opt {
+        name: "disk-io-exclude",
+        value: "GLOBS",
+        default: crate::sample::DEFAULT_DISK_IO_EXCLUDE,
+        help: "Block devices left out of disk_io, comma-separated (* and ? wildcards); empty lists all.",
+    },
+    Opt {
+        name: "dhcp-leases",
+        value: "PATH",
+        default: "",
+        help: "A dnsmasq lease file to count leases in; repeat for several (env: comma-separated). Default: /tmp/dhcp.leases and /var/lib/misc/dnsmasq.leases.",
+    },
+    Opt {
         name: "procfs",
         value: "PATH",
-        default: "/proc",
-        help: "Where procfs is mounted, e.g. the host's /proc inside a container.",
+        default: if NO_PROCFS.is_some() { "" } else { "/proc" },
+        help: if NO_PROCFS.is_some() {
+            "Linux only: refused on this system, which has no procfs."
+        } else {
+            "Where procfs is mounted, e.g. the host's /proc inside a container."
+        },
     },
-    Opt { name: "sysfs", value: "PATH", default: "/sys", help: "Where sysfs is mounted." },
+    Opt {
+        name: "sysfs",
+        value: "PATH",
+        default: if NO_PROCFS.is_some() { "" } else { "/sys" },
+        help: if NO_PROCFS.is_some() {
+            "Linux only: refused on this system, which has no sysfs."
+        } else {
+            "Where sysfs is mounted."
+        },
+    },
     Opt { name: "log-level", value: "LEVEL", default: "info", help: "error, warn, info or debug." },
     Opt {
         name: "allow",
@@ -300,6 +347,17 @@ const OPTIONS: &[Opt] = &[
         default: "",
         help: "With --token-file or --cors-origin, Host names accepted besides IP addresses, localhost and this machine's name, comma-separated; others get 421 (DNS-rebinding guard).",
     },
+    Opt {
+        name: "page",
+        value: "on|off",
+        default: "on",
+        help: "Serve the device page (HTML that shows /metrics, and other hosts' on one screen) at /; off answers 404 there.",
+    },
+];
+
+/// The options of pushing (the `push` build feature).
+#[cfg(feature = "push")]
+const PUSH_OPTIONS: &[Opt] = &[
     Opt {
         name: "influx-url",
         value: "URL",
@@ -343,6 +401,31 @@ const OPTIONS: &[Opt] = &[
         help: "Samples kept for InfluxDB while it is unreachable, oldest dropped first; default a minute's worth.",
     },
 ];
+#[cfg(not(feature = "push"))]
+const PUSH_OPTIONS: &[Opt] = &[];
+
+/// Without the `push` feature, the push options' names: known, so that giving
+/// one (flag or variable) is a usage error rather than an option that does nothing.
+#[cfg(not(feature = "push"))]
+const PUSH_NAMES: &[&str] = &[
+    "influx-url",
+    "influx-token-file",
+    "mqtt",
+    "mqtt-credentials-file",
+    "mqtt-discovery-prefix",
+    "push-interval",
+    "push-backlog",
+];
+
+/// The answer to a push option in a build without pushing.
+#[cfg(not(feature = "push"))]
+const NO_PUSH: &str =
+    "this fluxstat was built without push support: build it with `cargo build --release --features push`";
+
+/// Every option this build knows.
+fn options() -> impl Iterator<Item = &'static Opt> {
+    OPTIONS.iter().chain(PUSH_OPTIONS)
+}
 
 /// The environment variable for an option: `FLUXSTAT_MAX_CONNECTIONS` for `max-connections`.
 pub fn env_name(option: &str) -> String {
@@ -351,7 +434,20 @@ pub fn env_name(option: &str) -> String {
 
 /// `FLUXSTAT_*` variables that name no option: likely typos, worth a warning.
 pub fn unknown_env_vars(vars: impl Iterator<Item = String>) -> Vec<String> {
-    vars.filter(|k| k.starts_with("FLUXSTAT_") && !OPTIONS.iter().any(|o| env_name(o.name) == *k)).collect()
+    vars.filter(|k| k.starts_with("FLUXSTAT_") && !options().any(|o| env_name(o.name) == *k) && !is_push_var(k))
+        .collect()
+}
+
+/// Whether `var` is a push option's variable in a build without pushing (not a
+/// typo: `parse` refuses it with `NO_PUSH`).
+#[cfg(not(feature = "push"))]
+fn is_push_var(var: &str) -> bool {
+    PUSH_NAMES.iter().any(|n| env_name(n) == var)
+}
+
+#[cfg(feature = "push")]
+fn is_push_var(_: &str) -> bool {
+    false
 }
 
 /// Parses the arguments (without the program name) and the environment.
@@ -377,8 +473,11 @@ pub fn parse(
             Some((n, v)) => (n, Some(v.to_owned())),
             None => (body, None),
         };
-        let opt = OPTIONS
-            .iter()
+        #[cfg(not(feature = "push"))]
+        if PUSH_NAMES.contains(&name) {
+            return Err(ConfigError(format!("--{name}: {NO_PUSH}")));
+        }
+        let opt = options()
             .find(|o| o.name == name)
             .ok_or_else(|| ConfigError(format!("unknown option '--{name}' (see --help)")))?;
         let value = match inline {
@@ -402,7 +501,7 @@ pub fn parse(
     // The value of an option: the user's, else the default.
     let value = |name: &'static str| -> (String, String) {
         explicit(name).unwrap_or_else(|| {
-            let default = OPTIONS.iter().find(|o| o.name == name).map_or("", |o| o.default);
+            let default = options().find(|o| o.name == name).map_or("", |o| o.default);
             (default.to_owned(), format!("--{name}"))
         })
     };
@@ -463,9 +562,33 @@ pub fn parse(
         None => GlobList::parse(DEFAULT_NET_EXCLUDE),
     };
     let network = NetFilter { include, exclude };
+    let disk_io_exclude = GlobList::parse(&value("disk-io-exclude").0);
+    let dhcp_leases = {
+        let flags: Vec<String> = given.iter().filter(|(n, _)| *n == "dhcp-leases").map(|(_, v)| v.clone()).collect();
+        let (list, src) = if flags.is_empty() {
+            let var = env_name("dhcp-leases");
+            let list: Vec<String> =
+                env(&var).map(|v| v.split(',').map(|p| p.trim().to_owned()).collect()).unwrap_or_default();
+            (list, var)
+        } else {
+            (flags, "--dhcp-leases".to_owned())
+        };
+        if list.iter().any(String::is_empty) {
+            return Err(ConfigError(format!("{src}: a path is empty; name the lease file")));
+        }
+        list.into_iter().map(PathBuf::from).collect()
+    };
     let dir = |name: &'static str| -> Result<PathBuf, ConfigError> {
         let (v, src) = value(name);
         let path = PathBuf::from(&v);
+        if let Some(system) = NO_PROCFS {
+            // The option is refused, not ignored; the (empty) default is never read.
+            let set = given.iter().any(|(n, _)| *n == name) || env(&env_name(name)).is_some();
+            return match set {
+                true => Err(ConfigError(format!("{src}: there is no {name} on {system}"))),
+                false => Ok(path),
+            };
+        }
         if path.is_dir() {
             Ok(path)
         } else {
@@ -494,7 +617,18 @@ pub fn parse(
     };
     let (v, src) = value("allow-host");
     let allow_hosts = access::parse_host_list(&v).map_err(|e| ConfigError(format!("{src}: {e}")))?;
+    #[cfg(feature = "push")]
     let push = push_options(&explicit, &value, interval)?;
+    #[cfg(not(feature = "push"))]
+    if let Some((_, src)) = PUSH_NAMES.iter().find_map(|n| explicit(n)) {
+        return Err(ConfigError(format!("{src}: {NO_PUSH}")));
+    }
+    let (v, src) = value("page");
+    let page = match v.trim() {
+        "on" => true,
+        "off" => false,
+        _ => return Err(ConfigError(format!("{src}: '{v}' is not on or off"))),
+    };
 
     Ok(Action::Run(Box::new(Config {
         listen,
@@ -505,18 +639,23 @@ pub fn parse(
         idle_timeout,
         disks,
         network,
+        disk_io_exclude,
+        dhcp_leases,
         procfs,
         sysfs,
         log_level,
         allow,
         token_file,
         allow_hosts,
+        #[cfg(feature = "push")]
         push,
+        page,
     })))
 }
 
 /// The push options: URLs checked, credential files named (an empty path is an
 /// error, as for --token-file), and none without the pusher it belongs to.
+#[cfg(feature = "push")]
 fn push_options(
     explicit: &dyn Fn(&'static str) -> Option<(String, String)>,
     value: &dyn Fn(&'static str) -> (String, String),
@@ -672,7 +811,7 @@ pub fn help() -> String {
          Usage: fluxstat [OPTIONS]\n\nOptions (each also from the environment variable shown; flags win):\n",
         env!("CARGO_PKG_VERSION")
     );
-    for o in OPTIONS {
+    for o in options() {
         s.push_str(&format!("  --{} {}\n      {}\n      [env: {}]", o.name, o.value, o.help, env_name(o.name)));
         if o.default.is_empty() {
             s.push_str(" [default: off]\n");
@@ -682,7 +821,8 @@ pub fn help() -> String {
     }
     s.push_str("  -h, --help     Print this help\n  -V, --version  Print the version\n\n");
     s.push_str("Durations: a whole number with ms, s, m or h (500ms, 2s, 1m).\n");
-    s.push_str("Endpoints: GET /metrics (the JSON document), GET /health (200 while samples are fresh, else 503).\n");
+    s.push_str("Endpoints: GET /metrics (the JSON document), GET /health (200 while samples are fresh, else 503),\n");
+    s.push_str("GET / (the device page, unless --page off).\n");
     s
 }
 
@@ -716,6 +856,16 @@ mod tests {
         assert_eq!((c.procfs.to_str(), c.sysfs.to_str()), (Some("/proc"), Some("/sys")));
         assert_eq!(c.allow, Allowlist::default());
         assert_eq!((c.token_file, c.allow_hosts), (None, vec![]));
+    }
+
+    #[test]
+    fn page_option() {
+        assert!(run(&[], &[]).expect("defaults").page);
+        assert!(!run(&["--page", "off"], &[]).expect("parses").page);
+        assert!(!run(&[], &[("FLUXSTAT_PAGE", "off")]).expect("parses").page);
+        assert!(run(&["--page=on"], &[("FLUXSTAT_PAGE", "off")]).expect("the flag wins").page);
+        assert_eq!(run(&["--page", "no"], &[]), Err("--page: 'no' is not on or off".into()));
+        assert_eq!(run(&[], &[("FLUXSTAT_PAGE", "")]), Err("FLUXSTAT_PAGE: '' is not on or off".into()));
     }
 
     #[test]
@@ -890,6 +1040,26 @@ mod tests {
     }
 
     #[test]
+    fn dhcp_lease_files_and_the_disk_io_filter() {
+        let c = run(&[], &[]).expect("defaults");
+        assert!(c.dhcp_leases.is_empty(), "empty: the usual files");
+        assert!(
+            c.disk_io_exclude.matches("zram0")
+                && c.disk_io_exclude.matches("loop7")
+                && !c.disk_io_exclude.matches("mmcblk0")
+        );
+        let c = run(&["--dhcp-leases", "/a", "--dhcp-leases=/b"], &[("FLUXSTAT_DHCP_LEASES", "/c")]).expect("flags");
+        assert_eq!(c.dhcp_leases, [PathBuf::from("/a"), PathBuf::from("/b")], "flags win over the variable");
+        let c = run(&[], &[("FLUXSTAT_DHCP_LEASES", "/c, /d")]).expect("variable");
+        assert_eq!(c.dhcp_leases, [PathBuf::from("/c"), PathBuf::from("/d")]);
+        let e = run(&["--dhcp-leases", ""], &[]).expect_err("empty path");
+        assert!(e.contains("--dhcp-leases") && e.contains("empty"), "{e}");
+        assert!(run(&[], &[("FLUXSTAT_DHCP_LEASES", "")]).is_err(), "an empty variable is not the defaults");
+        let c = run(&["--disk-io-exclude", ""], &[]).expect("empty list");
+        assert!(!c.disk_io_exclude.matches("loop0"));
+    }
+
+    #[test]
     fn an_included_interface_is_listed_despite_the_default_exclude() {
         let keeps =
             |args: &[&str], env: &[(&str, &str)], name: &str| run(args, env).expect("parses").network.keeps(name);
@@ -931,7 +1101,7 @@ mod tests {
         assert_eq!(p(&["--help"]), Ok(Action::Help));
         assert_eq!(p(&["--interval", "1s", "-V"]), Ok(Action::Version));
         let h = help();
-        for o in OPTIONS {
+        for o in options() {
             assert!(h.contains(&format!("--{}", o.name)) && h.contains(&env_name(o.name)), "{}", o.name);
         }
         assert!(h.contains("[default: 1s]"));

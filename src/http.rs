@@ -120,6 +120,8 @@ pub enum Method {
 pub enum Route {
     Metrics,
     Health,
+    /// `/`, the device page.
+    Page,
     /// `OPTIONS *`.
     Server,
     Unknown,
@@ -139,6 +141,9 @@ pub struct Request<'b> {
     pub host: Option<&'b [u8]>,
     /// The credentials of `Authorization: Bearer <token>`.
     pub bearer: Option<&'b [u8]>,
+    /// Whether `Accept-Encoding` admits gzip (or is absent: RFC 9110 §12.5.3
+    /// would allow gzip then, but plain clients such as curl expect identity).
+    pub accepts_gzip: bool,
 }
 
 /// The outcome of looking at the start of a connection's buffer.
@@ -182,6 +187,7 @@ pub fn parse(buf: &[u8]) -> Parse<'_> {
     let mut host = None;
     let mut authorizations = 0;
     let mut bearer = None;
+    let mut accepts_gzip = false;
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
         if name.eq_ignore_ascii_case(b"host") {
@@ -213,6 +219,8 @@ pub fn parse(buf: &[u8]) -> Parse<'_> {
             return Parse::Invalid(Status::BadRequest);
         } else if name.eq_ignore_ascii_case(b"if-none-match") {
             if_none_match = Some(h.value);
+        } else if name.eq_ignore_ascii_case(b"accept-encoding") {
+            accepts_gzip |= admits_gzip(h.value);
         }
     }
     // RFC 9112 §3.2: a 1.1 request without exactly one Host gets 400.
@@ -227,7 +235,21 @@ pub fn parse(buf: &[u8]) -> Parse<'_> {
     if content_length.is_some_and(|v| v.iter().any(|&d| d != b'0')) {
         return Parse::Invalid(Status::ContentTooLarge);
     }
-    Parse::Complete(Request { method, route, keep_alive, http10, if_none_match, host, bearer }, len)
+    Parse::Complete(Request { method, route, keep_alive, http10, if_none_match, host, bearer, accepts_gzip }, len)
+}
+
+/// Whether an `Accept-Encoding` value names `gzip`, `x-gzip` or `*` without
+/// `q=0` (RFC 9110 §12.5.3).
+fn admits_gzip(value: &[u8]) -> bool {
+    value.split(|&c| c == b',').any(|item| {
+        let mut parts = item.split(|&c| c == b';').map(trim);
+        let coding = parts.next().unwrap_or_default();
+        let named = [&b"gzip"[..], b"x-gzip", b"*"].iter().any(|c| coding.eq_ignore_ascii_case(c));
+        let refused = parts.any(|p| {
+            p.len() >= 2 && p[..2].eq_ignore_ascii_case(b"q=") && p[2..].iter().all(|&c| c == b'0' || c == b'.')
+        });
+        named && !refused
+    })
 }
 
 /// The token of `Bearer <token>` (RFC 6750 §2.1; the scheme is case-insensitive).
@@ -274,6 +296,7 @@ fn route(target: &str) -> Route {
     match path {
         "/metrics" => Route::Metrics,
         "/health" => Route::Health,
+        "/" => Route::Page,
         "*" => Route::Server,
         _ => Route::Unknown,
     }
@@ -490,7 +513,16 @@ mod tests {
 
     fn get(route: Route, keep_alive: bool, http10: bool) -> Request<'static> {
         let host: Option<&'static [u8]> = if http10 { None } else { Some(b"a") };
-        Request { method: Method::Get, route, keep_alive, http10, if_none_match: None, host, bearer: None }
+        Request {
+            method: Method::Get,
+            route,
+            keep_alive,
+            http10,
+            if_none_match: None,
+            host,
+            bearer: None,
+            accepts_gzip: false,
+        }
     }
 
     #[test]
@@ -502,7 +534,9 @@ mod tests {
             b"GET http://pi:8001/health HTTP/1.1\r\nHost: a\r\n\r\n",
             Parse::Complete(get(Route::Health, true, false), 47),
         );
-        check(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", Parse::Complete(get(Route::Unknown, true, false), 27));
+        check(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", Parse::Complete(get(Route::Page, true, false), 27));
+        check(b"GET /?hosts=a,b:8001 HTTP/1.1\r\nHost: a\r\n\r\n", Parse::Complete(get(Route::Page, true, false), 42));
+        check(b"GET /index.html HTTP/1.1\r\nHost: a\r\n\r\n", Parse::Complete(get(Route::Unknown, true, false), 37));
         check(
             b"GET /x://pi/metrics HTTP/1.1\r\nHost: a\r\n\r\n",
             Parse::Complete(get(Route::Unknown, true, false), 41),
@@ -666,6 +700,31 @@ mod tests {
             match parse(input) {
                 Parse::Complete(r, _) => assert_eq!(r.method, want),
                 other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn accept_encoding_table() {
+        let table: &[(&str, bool)] = &[
+            ("", false),
+            ("Accept-Encoding: gzip, deflate\r\n", true),
+            ("Accept-Encoding: GZIP\r\n", true),
+            ("Accept-Encoding: br;q=1.0, gzip;q=0.8, *;q=0.1\r\n", true),
+            ("Accept-Encoding: x-gzip\r\n", true),
+            ("Accept-Encoding: *\r\n", true),
+            ("Accept-Encoding: identity\r\n", false),
+            ("Accept-Encoding: \r\n", false),
+            ("Accept-Encoding: gzip;q=0\r\n", false),
+            ("Accept-Encoding: gzip; Q=0.000\r\n", false),
+            ("Accept-Encoding: gzipped, br\r\n", false),
+            ("Accept-Encoding: br\r\nAccept-Encoding: gzip\r\n", true),
+        ];
+        for &(header, want) in table {
+            let req = format!("GET / HTTP/1.1\r\nHost: a\r\n{header}\r\n");
+            match parse(req.as_bytes()) {
+                Parse::Complete(r, _) => assert_eq!(r.accepts_gzip, want, "{header:?}"),
+                other => panic!("{header:?}: {other:?}"),
             }
         }
     }

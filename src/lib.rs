@@ -10,10 +10,14 @@ pub mod access;
 pub mod config;
 pub mod glob;
 pub mod http;
+pub mod page;
 pub mod published;
+#[cfg(feature = "push")]
 pub mod push;
 pub mod sample;
 pub mod server;
 pub mod snapshot;
 pub mod socket;
+#[cfg(windows)]
+pub mod windows;
 pub mod wire;

@@ -8,10 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_signal::{Signal, Signals};
+#[cfg(not(windows))]
 use smol::stream::StreamExt;
 
 use fluxstat::access::{self, Access, Allowlist, Hosts};
 use fluxstat::config::{self, Action, Config};
+#[cfg(feature = "push")]
 use fluxstat::push;
 use fluxstat::sample::{self, Roots, SamplerConfig};
 use fluxstat::server::{self, Settings, Stats};
@@ -20,6 +22,12 @@ use fluxstat::{debug, error, info, log, socket, warn};
 /// Responses in flight get this long after a signal; with the rest of the
 /// shutdown this keeps the exit well within the promised 2 s.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
+
+/// The signals that stop the server; on Windows async-signal knows only Ctrl-C.
+#[cfg(not(windows))]
+const SIGNALS: [Signal; 2] = [Signal::Term, Signal::Int];
+#[cfg(windows)]
+const SIGNALS: [Signal; 1] = [Signal::Int];
 
 fn main() -> ExitCode {
     match config::parse(std::env::args_os().skip(1), |k| std::env::var(k).ok()) {
@@ -52,25 +60,38 @@ fn run(config: Config) -> Result<(), String> {
     }
     let access = access(&config)?;
     // Registered first, so a signal during start-up is not lost.
-    let mut signals = Signals::new([Signal::Term, Signal::Int]).map_err(|e| format!("cannot handle signals: {e}"))?;
+    let mut signals = Signals::new(SIGNALS).map_err(|e| format!("cannot handle signals: {e}"))?;
+    #[cfg(windows)]
+    let console = fluxstat::windows::console_events().map_err(|e| format!("cannot handle console events: {e}"))?;
 
+    #[cfg(feature = "push")]
     let push_config = push_config(&config)?;
+    #[cfg(feature = "push")]
     let push_counters = Arc::new(push::Counters::for_config(&push_config));
     let stats = Arc::new(Stats::default());
     let sampler = SamplerConfig {
         interval: config.interval,
         disks: config.disks.clone(),
         network: config.network.clone(),
+        disk_io_exclude: config.disk_io_exclude.clone(),
+        dhcp_leases: config.dhcp_leases.clone(),
         roots: Roots { procfs: config.procfs.clone(), sysfs: config.sysfs.clone(), ..Roots::default() },
         stats: Arc::clone(&stats),
+        #[cfg(feature = "push")]
         push: Arc::clone(&push_counters),
     };
     // The first sample is taken on the sampler thread while this one waits for
     // it or for a signal, so that a signal ends start-up at once whatever a reader does.
     let starting = sample::spawn(sampler).map_err(|e| e.to_string())?;
     debug!("taking the first sample");
+    #[cfg(not(windows))]
     let first = smol::block_on(smol::future::or(async { Ok(starting.first().await) }, async {
         Err(signals.next().await.and_then(Result::ok))
+    }));
+    // Ctrl-C or a console event (see below).
+    #[cfg(windows)]
+    let first = smol::block_on(smol::future::or(async { Ok(starting.first().await) }, async {
+        Err(fluxstat::windows::stop_requested(&mut signals, &console).await)
     }));
     let latest = match first {
         Ok(first) => first.map_err(|e| e.to_string())?,
@@ -94,31 +115,46 @@ fn run(config: Config) -> Result<(), String> {
         cors_origin: config.cors_origin,
         shutdown_grace: SHUTDOWN_GRACE,
         access,
+        page: config.page,
     };
+    #[cfg(not(windows))]
     let signalled = async move {
         if let Some(Ok(signal)) = signals.next().await {
             info!("received {}, shutting down", signal_name(Some(signal)));
         }
     };
+    // Ctrl-C, or a console event: Ctrl-Break, window closed, logoff, shutdown.
+    #[cfg(windows)]
+    let signalled = async move {
+        let name = fluxstat::windows::stop_requested(&mut signals, &console).await;
+        info!("received {name}, shutting down");
+    };
     // The pushers ride in the shutdown task of the responder's executor: they
     // wait on the reactor and are woken once per sample, cost nothing in
     // between, and stop with it (no thread of their own). Stopping drops the
     // MQTT connection without DISCONNECT, so the broker publishes the will.
+    #[cfg(feature = "push")]
     let pushing =
         push_config.is_on().then(|| push::run(push_config, Arc::clone(&latest), push_counters, config.interval));
+    #[cfg(feature = "push")]
     let shutdown = async move {
         match pushing {
             Some(pushing) => push::beside(signalled, pushing).await,
             None => signalled.await,
         }
     };
+    #[cfg(not(feature = "push"))]
+    let shutdown = signalled;
     server::run(listeners, latest, settings, stats, shutdown).map_err(|e| format!("server failed: {e}"))?;
     info!("stopped");
+    #[cfg(windows)]
+    fluxstat::windows::stopped();
     Ok(())
 }
 
 /// The pushers' configuration: reads the credential files (a failure is a
 /// runtime error, exit 1).
+#[cfg(feature = "push")]
 fn push_config(config: &Config) -> Result<push::PushConfig, String> {
     let o = &config.push;
     let influx = match &o.influx_url {
@@ -157,12 +193,19 @@ fn push_config(config: &Config) -> Result<push::PushConfig, String> {
     Ok(push::PushConfig { influx, mqtt, every: o.push_interval, backlog: o.push_backlog })
 }
 
+#[cfg(not(windows))]
 fn signal_name(signal: Option<Signal>) -> &'static str {
     match signal {
         Some(Signal::Int) => "SIGINT",
         Some(Signal::Term) => "SIGTERM",
         _ => "a signal",
     }
+}
+
+/// Windows: the stop request is named already (Ctrl-C, Ctrl-Break, console close…).
+#[cfg(windows)]
+fn signal_name(name: &'static str) -> &'static str {
+    name
 }
 
 /// The access policy: reads the token file (a failure is a runtime error, exit 1)

@@ -38,7 +38,7 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant, SystemTime};
@@ -49,6 +49,7 @@ use smol::{Async, Timer};
 
 use crate::access::{Access, Refusals, REFUSAL_LOG_WINDOW};
 use crate::http::{self, Body, Conn, Entity, Method, Parse, Request, Route, Status, MAX_HEAD};
+use crate::page::{self, Page};
 use crate::published::{Latest, Published};
 
 /// Responses are written once this many bytes are queued, so a client that
@@ -84,6 +85,8 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// Source allowlist, bearer token and Host check.
     pub access: Access,
+    /// Whether `/` serves the device page (`--page`); 404 when off.
+    pub page: bool,
 }
 
 /// Counters readable from other threads (tests, and the document's own figures).
@@ -92,7 +95,25 @@ pub struct Stats {
     pub open: AtomicUsize,
     /// Connections blocked on a client that does not read its responses.
     pub busy: AtomicUsize,
-    pub requests: AtomicU64,
+    pub requests: RequestCounter,
+}
+
+/// The requests-served counter: 64 bits where the target has 64-bit atomics, the
+/// pointer width elsewhere (32-bit MIPS has no 64-bit atomics; its counter wraps
+/// after 2^32 requests, decades at a request a second).
+#[cfg(target_has_atomic = "64")]
+pub type RequestCounter = std::sync::atomic::AtomicU64;
+/// The requests-served counter (see the 64-bit definition).
+#[cfg(not(target_has_atomic = "64"))]
+pub type RequestCounter = AtomicUsize;
+
+impl Stats {
+    /// Requests served so far, as the document reports them.
+    pub fn requests_served(&self) -> u64 {
+        // usize is at most 64 bits on every target Rust supports.
+        #[allow(clippy::useless_conversion)]
+        u64::try_from(self.requests.load(Ordering::Relaxed)).unwrap_or(u64::MAX)
+    }
 }
 
 /// Serves until `shutdown` completes, then stops accepting, lets responses in
@@ -135,6 +156,8 @@ struct State {
     settings: Settings,
     common: http::Common,
     errors: Vec<(Status, Entity)>,
+    /// The device page's heads, when `--page` is on.
+    page: Option<Page>,
     date: RefCell<http::DateCache>,
     conns: RefCell<Slab<Rc<Ctl>>>,
     /// Refused connections being answered (403): at most `reject_budget`.
@@ -167,6 +190,7 @@ impl State {
             common: http::Common::new(settings.cors_origin.as_deref()),
             reject_budget: fds::reject_budget(settings.max_connections),
             socket_budget: fds::socket_budget(settings.max_connections),
+            page: settings.page.then(Page::new),
             settings,
             errors: http::ERROR_STATUSES.iter().map(|&s| (s, Entity::error(s))).collect(),
             date: RefCell::default(),
@@ -213,7 +237,9 @@ impl State {
             self.write(out, status, self.error(status), body, extra, conn);
             return (conn, status);
         }
-        let status = match (req.route, req.method) {
+        // With `--page off`, `/` is a path like any unknown one.
+        let route = if req.route == Route::Page && self.page.is_none() { Route::Unknown } else { req.route };
+        let status = match (route, req.method) {
             (Route::Unknown, _) | (Route::Server, Method::Get | Method::Head) => {
                 self.write(out, Status::NotFound, self.error(Status::NotFound), body, b"", conn);
                 Status::NotFound
@@ -247,6 +273,7 @@ impl State {
                     }
                 }
             }
+            (Route::Page, _) => self.page(req, body, conn, out),
             (Route::Health, _) => {
                 let (ok, e) = published.health(self.settings.interval * 3);
                 let status = if ok { Status::Ok } else { Status::ServiceUnavailable };
@@ -255,6 +282,27 @@ impl State {
             }
         };
         (conn, status)
+    }
+
+    /// The device page: its pre-rendered heads, then the gzipped bytes, or
+    /// them decoded for a client that does not take gzip.
+    fn page(&self, req: &Request<'_>, body: Body, conn: Conn, out: &mut Vec<u8>) -> Status {
+        let Some(p) = &self.page else {
+            self.write(out, Status::NotFound, self.error(Status::NotFound), body, b"", conn);
+            return Status::NotFound;
+        };
+        let v = if req.accepts_gzip { &p.gzip } else { &p.identity };
+        if req.if_none_match.is_some_and(|inm| http::etag_matches(inm, &v.etag)) {
+            self.write(out, Status::NotModified, None, Body::None, &v.validators, conn);
+            return Status::NotModified;
+        }
+        self.write(out, Status::Ok, None, Body::None, &v.headers, conn);
+        match body {
+            Body::Full if req.accepts_gzip => out.extend_from_slice(page::GZIP),
+            Body::Full => page::write_identity(out),
+            _ => {}
+        }
+        Status::Ok
     }
 
     /// Makes room for a new connection by closing the one that has waited longest:

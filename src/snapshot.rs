@@ -22,6 +22,20 @@ pub struct Snapshot {
     pub host: Option<Host>,
     /// Number of processes (numeric entries of /proc).
     pub processes: Option<u64>,
+    pub power: Option<Power>,
+    /// Logical CPUs in kernel order.
+    pub cpu_frequency: Option<Vec<CoreFrequency>>,
+    /// Fans sorted by name.
+    pub fans: Option<Vec<Fan>>,
+    /// Whole block devices sorted by name.
+    pub disk_io: Option<Vec<BlockDevice>>,
+    pub flash: Option<Vec<FlashWear>>,
+    pub conntrack: Option<Conntrack>,
+    /// Active DHCP leases in the lease files read.
+    pub dhcp_leases: Option<u64>,
+    /// Wireless interfaces sorted by name.
+    pub wifi: Option<Vec<Radio>>,
+    pub reboot_required: Option<bool>,
     /// fluxstat's own figures.
     pub own: Own,
     /// When the sample was taken: microseconds since the Unix epoch, UTC.
@@ -286,4 +300,112 @@ mod tests {
         let u = DiskUsage { total: 1000, free: 200, used: 750 };
         assert_eq!(u.used_percent(), 79); // 750 / 950 = 78.9 %
     }
+}
+
+/// Raspberry Pi power and throttling: the firmware's `get_throttled` bits and the
+/// `rpi_volt` hwmon alarm, whichever the machine has (`source` says which).
+/// A flag is `None` when no source the machine has tells it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Power {
+    /// `get_throttled`, `rpi_volt` or `get_throttled+rpi_volt`.
+    pub source: &'static str,
+    /// The raw `get_throttled` bitmask.
+    pub throttled_bits: Option<u32>,
+    pub under_voltage: Option<bool>,
+    pub frequency_capped: Option<bool>,
+    pub throttled: Option<bool>,
+    pub soft_temperature_limit: Option<bool>,
+    pub under_voltage_since_boot: Option<bool>,
+    pub frequency_capped_since_boot: Option<bool>,
+    pub throttled_since_boot: Option<bool>,
+    pub soft_temperature_limit_since_boot: Option<bool>,
+}
+
+/// One logical CPU's cpufreq figures, MHz.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoreFrequency {
+    /// The kernel's CPU number (`cpu3` in the document).
+    pub cpu: u32,
+    /// `scaling_cur_freq`: the frequency at the moment of the read.
+    pub current_mhz: Option<u64>,
+    /// `scaling_min_freq`, `scaling_max_freq`: the policy's limits now.
+    pub min_mhz: Option<u64>,
+    pub max_mhz: Option<u64>,
+}
+
+/// One fan: an hwmon `fan*_input` and, where present, its PWM duty.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fan {
+    /// Chip and label (`pwmfan_fan1`), as temperatures are named.
+    pub name: String,
+    pub rpm: u64,
+    /// `pwmN` (0–255) as a percentage, one decimal.
+    pub pwm_percent: Option<f64>,
+}
+
+/// One whole block device's I/O from `/proc/diskstats`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockDevice {
+    /// Kernel name: `mmcblk0`, `sda`, `nvme0n1`.
+    pub name: String,
+    pub read_bytes: u64,
+    pub written_bytes: u64,
+    pub reads: u64,
+    pub writes: u64,
+    pub read_bytes_per_second: Option<u64>,
+    pub written_bytes_per_second: Option<u64>,
+    pub reads_per_second: Option<f64>,
+    pub writes_per_second: Option<f64>,
+    /// Share of the interval with I/O in flight (`io_ticks`), 0..=100, one decimal.
+    pub busy_percent: Option<f64>,
+}
+
+/// Wear an eMMC device reports (JEDEC levels, as the kernel prints them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlashWear {
+    /// `mmcblk0`.
+    pub name: String,
+    /// `life_time` type A and B: 1 = 0–10 % used … 10 = 90–100 %, 11 = exceeded.
+    pub life_time_a: Option<u8>,
+    pub life_time_b: Option<u8>,
+    /// `pre_eol_info`: 1 normal, 2 warning, 3 urgent.
+    pub pre_eol_info: Option<u8>,
+}
+
+impl FlashWear {
+    /// What `pre_eol_info` means: normal, warning, urgent (other values: reserved).
+    pub fn pre_eol(&self) -> Option<&'static str> {
+        self.pre_eol_info.map(|l| match l {
+            1 => "normal",
+            2 => "warning",
+            3 => "urgent",
+            _ => "reserved",
+        })
+    }
+}
+
+/// The connection-tracking table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conntrack {
+    pub count: u64,
+    pub max: u64,
+}
+
+impl Conntrack {
+    pub fn used_percent(&self) -> u64 {
+        percent(self.count, self.max)
+    }
+}
+
+/// Associated stations of one wireless interface.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Radio {
+    /// Interface name: `phy0-ap0`, `wlan0`.
+    pub name: String,
+    pub stations: u64,
+    /// Weakest and mean signal of the stations, dBm (`None` without stations).
+    pub signal_min_dbm: Option<i64>,
+    pub signal_mean_dbm: Option<f64>,
+    pub frequency_mhz: Option<u32>,
+    pub channel: Option<u32>,
 }

@@ -4,6 +4,13 @@
 //! `0.0.0.0:PORT` where the kernel has no IPv6), `localhost:PORT` is 127.0.0.1
 //! and, where there is IPv6, ::1; anything else is the one address given. Says in
 //! the log which families each socket takes.
+//!
+//! Platforms differ in three places, kept here: where the socket type takes no
+//! SOCK_CLOEXEC (macOS) the flag is set right after; SO_REUSEADDR, which on Unix only
+//! lets a restarted server bind past TIME_WAIT, would let another program steal the
+//! port on Windows, which gets SO_EXCLUSIVEADDRUSE instead; and Winsock is started
+//! before the first socket on Windows (std does it for its own sockets, rustix does
+//! not). The Windows calls are in `crate::windows`.
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
@@ -17,8 +24,18 @@ const BACKLOG: i32 = 1024;
 /// Binds and listens. `dual_stack` only matters for IPv6 addresses.
 pub fn listen(addr: SocketAddr, dual_stack: bool) -> io::Result<TcpListener> {
     let family = if addr.is_ipv6() { AddressFamily::INET6 } else { AddressFamily::INET };
+    #[cfg(windows)]
+    crate::windows::start_winsock()?;
+    #[cfg(not(any(windows, target_vendor = "apple")))]
     let fd = rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::CLOEXEC, None)?;
+    #[cfg(any(windows, target_vendor = "apple"))]
+    let fd = rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::empty(), None)?;
+    #[cfg(target_vendor = "apple")]
+    rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC)?;
+    #[cfg(not(windows))]
     sockopt::set_socket_reuseaddr(&fd, true)?;
+    #[cfg(windows)]
+    crate::windows::exclusive_address(&fd)?;
     if addr.is_ipv6() {
         sockopt::set_ipv6_v6only(&fd, !dual_stack)?;
     }

@@ -10,7 +10,10 @@ use std::borrow::Cow;
 use miniserde::ser::{Fragment, Map};
 use miniserde::{json, Serialize};
 
-use crate::snapshot::{Counters, Cpu, Disk, Host, Interface, Load, Memory, Own, Pushed, Sensor, Snapshot, Swap};
+use crate::snapshot::{
+    BlockDevice, Conntrack, CoreFrequency, Counters, Cpu, Disk, Fan, FlashWear, Host, Interface, Load, Memory, Own,
+    Power, Pushed, Radio, Sensor, Snapshot, Swap,
+};
 
 /// Serialises a snapshot into the `/metrics` document.
 pub fn encode(snapshot: &Snapshot) -> Vec<u8> {
@@ -29,6 +32,15 @@ pub fn encode(snapshot: &Snapshot) -> Vec<u8> {
             temperature: snapshot.temperatures.as_deref().map(|ts| Named(ts.iter().map(temperature).collect())),
             host: snapshot.host.as_ref().map(HostJson::from),
             processes: snapshot.processes.map(|n| ProcessesJson { processes_total: n }),
+            power: snapshot.power.as_ref().map(PowerJson::from),
+            cpu_frequency: snapshot.cpu_frequency.as_deref().map(|c| Named(c.iter().map(frequency).collect())),
+            fans: snapshot.fans.as_deref().map(|f| Named(f.iter().map(fan).collect())),
+            disk_io: snapshot.disk_io.as_deref().map(|d| Named(d.iter().map(block_device).collect())),
+            flash: snapshot.flash.as_deref().map(|f| Named(f.iter().map(flash).collect())),
+            conntrack: snapshot.conntrack.as_ref().map(ConntrackJson::from),
+            dhcp: snapshot.dhcp_leases.map(|leases| DhcpJson { leases }),
+            wifi: snapshot.wifi.as_deref().map(|w| Named(w.iter().map(radio).collect())),
+            reboot_required: snapshot.reboot_required,
         },
         fluxstat: FluxstatJson::from(&snapshot.own),
         updated_at: rfc3339_micros(snapshot.taken_at_us),
@@ -98,6 +110,151 @@ struct System<'a> {
     temperature: Option<Named<f64>>,
     host: Option<HostJson>,
     processes: Option<ProcessesJson>,
+    power: Option<PowerJson>,
+    cpu_frequency: Option<Named<FrequencyJson>>,
+    fans: Option<Named<FanJson>>,
+    disk_io: Option<Named<BlockDeviceJson>>,
+    flash: Option<Named<FlashJson>>,
+    conntrack: Option<ConntrackJson>,
+    dhcp: Option<DhcpJson>,
+    wifi: Option<Named<RadioJson>>,
+    reboot_required: Option<bool>,
+}
+
+#[derive(Serialize)]
+struct PowerJson {
+    source: String,
+    throttled_bits: Option<u64>,
+    under_voltage: Option<bool>,
+    frequency_capped: Option<bool>,
+    throttled: Option<bool>,
+    soft_temperature_limit: Option<bool>,
+    under_voltage_since_boot: Option<bool>,
+    frequency_capped_since_boot: Option<bool>,
+    throttled_since_boot: Option<bool>,
+    soft_temperature_limit_since_boot: Option<bool>,
+}
+
+impl From<&Power> for PowerJson {
+    fn from(p: &Power) -> Self {
+        PowerJson {
+            source: p.source.to_owned(),
+            throttled_bits: p.throttled_bits.map(u64::from),
+            under_voltage: p.under_voltage,
+            frequency_capped: p.frequency_capped,
+            throttled: p.throttled,
+            soft_temperature_limit: p.soft_temperature_limit,
+            under_voltage_since_boot: p.under_voltage_since_boot,
+            frequency_capped_since_boot: p.frequency_capped_since_boot,
+            throttled_since_boot: p.throttled_since_boot,
+            soft_temperature_limit_since_boot: p.soft_temperature_limit_since_boot,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct FrequencyJson {
+    current_mhz: Option<u64>,
+    min_mhz: Option<u64>,
+    max_mhz: Option<u64>,
+}
+
+fn frequency(c: &CoreFrequency) -> (String, FrequencyJson) {
+    (format!("cpu{}", c.cpu), FrequencyJson { current_mhz: c.current_mhz, min_mhz: c.min_mhz, max_mhz: c.max_mhz })
+}
+
+#[derive(Serialize)]
+struct FanJson {
+    rpm: u64,
+    pwm_percentage: Option<f64>,
+}
+
+fn fan(f: &Fan) -> (String, FanJson) {
+    (f.name.clone(), FanJson { rpm: f.rpm, pwm_percentage: f.pwm_percent.map(finite) })
+}
+
+#[derive(Serialize)]
+struct BlockDeviceJson {
+    read_bytes: u64,
+    written_bytes: u64,
+    reads: u64,
+    writes: u64,
+    read_bytes_per_second: Option<u64>,
+    written_bytes_per_second: Option<u64>,
+    reads_per_second: Option<f64>,
+    writes_per_second: Option<f64>,
+    busy_percentage: Option<f64>,
+}
+
+fn block_device(d: &BlockDevice) -> (String, BlockDeviceJson) {
+    let json = BlockDeviceJson {
+        read_bytes: d.read_bytes,
+        written_bytes: d.written_bytes,
+        reads: d.reads,
+        writes: d.writes,
+        read_bytes_per_second: d.read_bytes_per_second,
+        written_bytes_per_second: d.written_bytes_per_second,
+        reads_per_second: d.reads_per_second.map(finite),
+        writes_per_second: d.writes_per_second.map(finite),
+        busy_percentage: d.busy_percent.map(finite),
+    };
+    (d.name.clone(), json)
+}
+
+#[derive(Serialize)]
+struct FlashJson {
+    life_time_a: Option<u64>,
+    life_time_b: Option<u64>,
+    pre_eol_info: Option<u64>,
+    pre_eol: Option<String>,
+}
+
+fn flash(f: &FlashWear) -> (String, FlashJson) {
+    let json = FlashJson {
+        life_time_a: f.life_time_a.map(u64::from),
+        life_time_b: f.life_time_b.map(u64::from),
+        pre_eol_info: f.pre_eol_info.map(u64::from),
+        pre_eol: f.pre_eol().map(str::to_owned),
+    };
+    (f.name.clone(), json)
+}
+
+#[derive(Serialize)]
+struct ConntrackJson {
+    count: u64,
+    max: u64,
+    used_percentage: u64,
+}
+
+impl From<&Conntrack> for ConntrackJson {
+    fn from(c: &Conntrack) -> Self {
+        ConntrackJson { count: c.count, max: c.max, used_percentage: c.used_percent() }
+    }
+}
+
+#[derive(Serialize)]
+struct DhcpJson {
+    leases: u64,
+}
+
+#[derive(Serialize)]
+struct RadioJson {
+    stations: u64,
+    signal_min_dbm: Option<i64>,
+    signal_mean_dbm: Option<f64>,
+    frequency_mhz: Option<u64>,
+    channel: Option<u64>,
+}
+
+fn radio(r: &Radio) -> (String, RadioJson) {
+    let json = RadioJson {
+        stations: r.stations,
+        signal_min_dbm: r.signal_min_dbm,
+        signal_mean_dbm: r.signal_mean_dbm.map(finite),
+        frequency_mhz: r.frequency_mhz.map(u64::from),
+        channel: r.channel.map(u64::from),
+    };
+    (r.name.clone(), json)
 }
 
 #[derive(Serialize)]

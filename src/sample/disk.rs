@@ -27,7 +27,6 @@
 
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -64,8 +63,9 @@ pub struct DiskFilter {
 impl Default for DiskFilter {
     fn default() -> Self {
         DiskFilter {
-            exclude_fs: GlobList::parse(DEFAULT_EXCLUDE_FS),
-            exclude_mount: GlobList::parse(DEFAULT_EXCLUDE_MOUNT),
+            // This platform's (`sample` picks them).
+            exclude_fs: GlobList::parse(super::DEFAULT_EXCLUDE_FS),
+            exclude_mount: GlobList::parse(super::DEFAULT_EXCLUDE_MOUNT),
         }
     }
 }
@@ -119,6 +119,11 @@ pub struct FsInfo {
 /// The statvfs call; replaceable so tests can simulate a filesystem that hangs.
 pub type StatFn = fn(&Path) -> io::Result<FsInfo>;
 
+/// Windows' equivalent, by drive letter (`C:\`).
+#[cfg(windows)]
+pub use super::windows::disk::statvfs;
+
+#[cfg(not(windows))]
 pub fn statvfs(path: &Path) -> io::Result<FsInfo> {
     let st = rustix::fs::statvfs(path)?;
     Ok(FsInfo {
@@ -179,33 +184,18 @@ struct MountTable {
     selected: Option<(DiskFilter, Vec<Mount>)>,
 }
 
-/// procfs's `f_type` (statfs(2)).
-const PROC_SUPER_MAGIC: i64 = 0x9fa0;
-
-/// `f_type` is an `i64` on 64-bit targets, an `i32` or `u32` on others.
-#[allow(clippy::useless_conversion)]
-fn is_procfs(st: &rustix::fs::StatFs) -> bool {
-    i64::from(st.f_type) == PROC_SUPER_MAGIC
-}
-
 impl MountTable {
     /// Opens the table; `None` when it is not on a real procfs.
     fn open(procfs: &Path) -> io::Result<Option<MountTable>> {
         let file = fs::open(&procfs.join("self/mountinfo"))?;
-        let on_procfs = rustix::fs::fstatfs(&file).is_ok_and(|st| is_procfs(&st));
+        let on_procfs = fs::on_procfs(&file);
         Ok(on_procfs.then(|| MountTable { procfs: procfs.to_owned(), file, selected: None }))
     }
 
     /// Whether the mount table changed since the last call (or the open); an
     /// error counts as a change.
     fn changed(&self) -> bool {
-        let mut fds = [rustix::event::PollFd::new(&self.file, rustix::event::PollFlags::PRI)];
-        let now = rustix::event::Timespec { tv_sec: 0, tv_nsec: 0 };
-        match rustix::event::poll(&mut fds, Some(&now)) {
-            Ok(0) => false,
-            Ok(_) => true,
-            Err(_) => true,
-        }
+        fs::flagged(&self.file)
     }
 
     /// The whole table again, from the start.
@@ -490,7 +480,7 @@ pub fn parse_line(line: &[u8]) -> Option<Mount> {
         dev,
         whole: root == b"/",
         mount: fs::decode(&path),
-        path: PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(path)),
+        path: fs::os_path(path),
         fstype: fs::decode(&unescape(fstype)),
         source: fs::decode(&unescape(source)),
         read_only,
@@ -529,7 +519,7 @@ fn unescape(b: &[u8]) -> Vec<u8> {
 /// Three sorts of indices, so the cost is O(n log n) in the number of mounts.
 pub fn select(mounts: Vec<Mount>, filter: &DiskFilter) -> Vec<Mount> {
     fn bytes(m: &Mount) -> &[u8] {
-        m.path.as_os_str().as_bytes()
+        m.path.as_os_str().as_encoded_bytes()
     }
     // 1. Keep only the top mount of each mount point (later lines are on top),
     // 2. and only those the filters keep.
@@ -882,14 +872,13 @@ mod tests {
         let got = select(parse_mountinfo(table), &DiskFilter::default());
         let shown: Vec<(&str, &str)> = got.iter().map(|m| (m.mount.as_str(), m.source.as_str())).collect();
         assert_eq!(shown, [("/", "/dev/sda2"), ("/media/USB caf\\xe9", "/dev/sdb\\xff"), ("/media/café", "/dev/sdc1")]);
-        assert_eq!(got[1].path.as_os_str().as_bytes(), b"/media/USB caf\xe9", "the bytes statvfs is called on");
+        assert_eq!(got[1].path.as_os_str().as_encoded_bytes(), b"/media/USB caf\xe9", "the bytes statvfs is called on");
     }
 
     /// Whether this process's mount table is a procfs file (an emulator may serve
     /// a copy of its own).
     fn mountinfo_on_procfs(proc: &Path) -> bool {
-        std::fs::File::open(proc.join("self/mountinfo"))
-            .is_ok_and(|f| rustix::fs::fstatfs(&f).is_ok_and(|st| is_procfs(&st)))
+        std::fs::File::open(proc.join("self/mountinfo")).is_ok_and(|f| fs::on_procfs(&f))
     }
 
     // Issue 10: the mount table was read and parsed every sample. On procfs it is

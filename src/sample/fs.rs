@@ -13,20 +13,81 @@
 //! UTF-8 is kept, every byte that is not part of valid UTF-8 is written `\xNN`
 //! (two lower-case hex digits, Python's `backslashreplace`), so a Latin-1 `é`
 //! (0xE9) reads `\xe9`, and one odd name never hides the rest of its family.
+//!
+//! The readers' one seam with the OS's types: `open`, `os_path`, `on_procfs` and
+//! `flagged` have a Unix and a Windows body (Windows only needs the shared readers
+//! to compile; it reads no procfs, see `sample::windows`).
 
 use std::fs::File;
 use std::io::{self, Read};
+#[cfg(unix)]
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The most a sysfs value fluxstat reads may hold (a type, a label, a number).
 pub const MAX_VALUE: usize = 512;
 
 /// Opens a file for reading without blocking on the open (FIFOs), close-on-exec.
+#[cfg(unix)]
 pub fn open(path: &Path) -> io::Result<File> {
     // OFlags bits are small positive constants; the cast cannot truncate.
     let nonblock = rustix::fs::OFlags::NONBLOCK.bits() as i32;
     std::fs::OpenOptions::new().read(true).custom_flags(nonblock).open(path)
+}
+
+/// Windows: a plain open (no FIFO can stand in a file's place there).
+#[cfg(windows)]
+pub fn open(path: &Path) -> io::Result<File> {
+    File::open(path)
+}
+
+/// A path from the kernel's bytes, unchanged, whatever they are.
+#[cfg(unix)]
+pub fn os_path(bytes: Vec<u8>) -> PathBuf {
+    PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(bytes))
+}
+
+/// Windows: paths are UTF-16 there; bytes that are not UTF-8 are decoded.
+#[cfg(windows)]
+pub fn os_path(bytes: Vec<u8>) -> PathBuf {
+    PathBuf::from(decode(&bytes))
+}
+
+/// procfs's `f_type` (statfs(2)).
+#[cfg(unix)]
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+
+/// Whether `file` is on a real procfs (`fstatfs` says `PROC_SUPER_MAGIC`).
+#[cfg(unix)]
+// `f_type` is an `i64` on 64-bit targets, an `i32` or `u32` on others.
+#[allow(clippy::useless_conversion)]
+pub fn on_procfs(file: &File) -> bool {
+    rustix::fs::fstatfs(file).is_ok_and(|st| i64::from(st.f_type) == PROC_SUPER_MAGIC)
+}
+
+/// Windows: there is no procfs.
+#[cfg(windows)]
+pub fn on_procfs(_: &File) -> bool {
+    false
+}
+
+/// Whether the kernel flagged a procfs file (`poll` reports `POLLPRI`: the mount
+/// table changed); an error counts as flagged.
+#[cfg(unix)]
+pub fn flagged(file: &File) -> bool {
+    let mut fds = [rustix::event::PollFd::new(file, rustix::event::PollFlags::PRI)];
+    let now = rustix::event::Timespec { tv_sec: 0, tv_nsec: 0 };
+    match rustix::event::poll(&mut fds, Some(&now)) {
+        Ok(0) => false,
+        Ok(_) => true,
+        Err(_) => true,
+    }
+}
+
+/// Windows: never reached (`on_procfs` is false); flagged, so a caller reads afresh.
+#[cfg(windows)]
+pub fn flagged(_: &File) -> bool {
+    true
 }
 
 /// The content of a small file, at most `max` bytes; a longer file is an error
@@ -214,6 +275,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)] // /dev/zero
     fn values_are_read_with_a_bound() {
         let dir = std::env::temp_dir().join(format!("fluxstat-fs-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");

@@ -12,7 +12,11 @@
 //! **No read can stall sampling.** Reads that call into device drivers run under
 //! a deadline on a helper thread (`worker`): the temperature family (thermal
 //! zones and hwmon chips talk to sensors over I²C, SMBus or firmware, and a wedged
-//! driver holds a `read` for seconds), and statvfs (`disk`, a worker of its own).
+//! driver holds a `read` for seconds) together with fans, the Pi's power flags,
+//! CPU frequency and Wi-Fi (one job, `drivers`), and statvfs (`disk`, a worker of
+//! its own). Also on the sampler thread, and cheap: `disk_io` and `conntrack`
+//! (kept-open files), and, every 10 or 60 s, DHCP leases, flash wear and the
+//! reboot flag (`slow`).
 //! The temperature readers run on their thread's own timer just before each tick,
 //! so their result is usually waiting when the sample needs it. They get half an
 //! interval, 250 ms to 1 s; past that the whole family is `null` (the key stays,
@@ -40,33 +44,102 @@
 //!
 //! At `--log-level debug` each sample logs its duration, and each reader failure
 //! its path and OS error.
+//!
+//! **Platforms.** This is the one place that picks the platform. Everything above
+//! is Linux (and any other system with a procfs): `Sampler::new` and `sample` below.
+//! On Windows, `windows` has the `Sampler::new` and `sample` that read the machine
+//! through Win32 and sysinfo; on macOS, `macos` has them, on sysinfo. The readers
+//! that only make sense with a procfs (`files`, `host`, `own`) are left out on
+//! Windows; `disk` and `network` lend every platform their filters, `DiskReader`
+//! (statvfs, or its Windows equivalent, under a deadline) and `Rates`. The
+//! platform's own parts of the `Sampler` are the fields marked with its `cfg`.
 
+#[cfg(procfs)]
+pub mod conntrack;
 pub mod cpu;
+#[cfg(procfs)]
+pub mod cpufreq;
+#[cfg(procfs)]
+pub mod dhcp;
 pub mod disk;
+#[cfg(procfs)]
+pub mod diskio;
+#[cfg(procfs)]
+pub mod drivers;
+#[cfg(procfs)]
+pub mod fans;
+#[cfg(not(windows))]
 pub mod files;
+#[cfg(procfs)]
+pub mod flash;
 pub mod fs;
+#[cfg(not(windows))]
 pub mod host;
 pub mod load;
+#[cfg(any(target_vendor = "apple", test))]
+pub mod macos;
 pub mod memory;
 pub mod names;
 pub mod network;
+#[cfg(not(windows))]
 pub mod own;
+#[cfg(procfs)]
+pub mod power;
+#[cfg(procfs)]
+pub mod reboot;
+#[cfg(procfs)]
+pub mod slow;
 pub mod temperature;
+#[cfg(procfs)]
+pub mod wifi;
+#[cfg(windows)]
+pub mod windows;
 pub mod worker;
 
 use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::log::Level;
 use crate::published::{Latest, Published};
 use crate::server::Stats;
-use crate::snapshot::{Host, Own, Sensor, Snapshot};
-use files::{KeptFile, Miss, SMALL, TABLE};
-use worker::{Refused, Worker};
+use crate::snapshot::{Host, Own, Snapshot};
+#[cfg(procfs)]
+use {
+    crate::log::Level,
+    drivers::Drivers,
+    files::{KeptFile, Miss, SMALL, TABLE},
+    worker::{Refused, Worker},
+};
+
+// The first sample's hand-over (`Starting`) is a socket pair, which the executor
+// can wait on; Windows has none: a loopback connection there (`windows::Pair`).
+#[cfg(unix)]
+use std::os::unix::net::UnixStream as Ready;
+#[cfg(windows)]
+use {crate::windows::Pair as _, std::net::TcpStream as Ready};
+
+// The families a platform does not have (`note_failures`).
+#[cfg(target_vendor = "apple")]
+use macos::ABSENT;
+#[cfg(windows)]
+use windows::ABSENT;
+
+// This platform's default `--disk-exclude-fs`, `--disk-exclude-mount` and `--net-exclude`.
+#[cfg(target_vendor = "apple")]
+pub use macos::{DEFAULT_EXCLUDE_FS, DEFAULT_EXCLUDE_MOUNT, DEFAULT_NET_EXCLUDE};
+#[cfg(windows)]
+pub use windows::{DEFAULT_EXCLUDE_FS, DEFAULT_EXCLUDE_MOUNT, DEFAULT_NET_EXCLUDE};
+#[cfg(procfs)]
+pub use {
+    disk::{DEFAULT_EXCLUDE_FS, DEFAULT_EXCLUDE_MOUNT},
+    diskio::DEFAULT_EXCLUDE as DEFAULT_DISK_IO_EXCLUDE,
+    network::DEFAULT_EXCLUDE as DEFAULT_NET_EXCLUDE,
+};
+/// `disk_io` is read from procfs and sysfs only: nothing to leave out elsewhere.
+#[cfg(not(procfs))]
+pub const DEFAULT_DISK_IO_EXCLUDE: &str = "";
 
 /// The shortest CPU window sysinfo measures (`sysinfo::MINIMUM_CPU_UPDATE_INTERVAL`):
 /// closer readings are skipped by sysinfo and would republish stale figures.
@@ -102,22 +175,47 @@ pub struct SamplerConfig {
     pub interval: Duration,
     pub disks: disk::DiskFilter,
     pub network: network::NetFilter,
+    /// Block devices left out of `disk_io` (`--disk-io-exclude`).
+    pub disk_io_exclude: crate::glob::GlobList,
+    /// `--dhcp-leases`; empty: dnsmasq's usual files under `rootfs`.
+    pub dhcp_leases: Vec<PathBuf>,
     pub roots: Roots,
     /// The responder's counters, reported in the document's `fluxstat` section.
     pub stats: Arc<Stats>,
     /// The pushers' counters, likewise; with a pusher on, each `Published`
     /// carries its `Snapshot` for them.
+    #[cfg(feature = "push")]
     pub push: Arc<crate::push::Counters>,
 }
 
 impl SamplerConfig {
+    /// The InfluxDB pusher's counters for the document; `None` when it is off
+    /// (always, in a build without the `push` feature).
+    pub fn influx_pushed(&self) -> Option<crate::snapshot::Pushed> {
+        #[cfg(feature = "push")]
+        return self.push.influx.read();
+        #[cfg(not(feature = "push"))]
+        None
+    }
+
+    /// The MQTT pusher's counters, likewise.
+    pub fn mqtt_pushed(&self) -> Option<crate::snapshot::Pushed> {
+        #[cfg(feature = "push")]
+        return self.push.mqtt.read();
+        #[cfg(not(feature = "push"))]
+        None
+    }
+
     pub fn new(interval: Duration) -> SamplerConfig {
         SamplerConfig {
             interval,
             disks: disk::DiskFilter::default(),
             network: network::NetFilter::default(),
+            disk_io_exclude: crate::glob::GlobList::parse(DEFAULT_DISK_IO_EXCLUDE),
+            dhcp_leases: Vec::new(),
             roots: Roots::default(),
             stats: Arc::default(),
+            #[cfg(feature = "push")]
             push: Arc::default(),
         }
     }
@@ -133,6 +231,7 @@ pub enum Cause {
 }
 
 /// The files read every sample, kept open.
+#[cfg(procfs)]
 #[derive(Debug)]
 struct Files {
     meminfo: KeptFile,
@@ -154,15 +253,37 @@ pub struct Sampler {
     /// The families of the current sample that are null because of fluxstat.
     degraded: Vec<(&'static str, Cause)>,
     rates: network::Rates,
+    // macOS reads disks through sysinfo (`macos::Lists`).
+    #[cfg_attr(target_vendor = "apple", allow(dead_code))]
     disks: disk::DiskReader,
+    #[cfg(procfs)]
     files: Files,
-    temperatures: Worker<Option<Vec<Sensor>>>,
+    /// Temperatures, fans, power, CPU frequency, Wi-Fi (`drivers`).
+    #[cfg(procfs)]
+    drivers: Worker<Drivers>,
+    /// The driver families present in the last run: blamed when the worker is late.
+    #[cfg(procfs)]
+    drivers_present: Vec<&'static str>,
+    #[cfg(procfs)]
+    disk_io: diskio::DiskIo,
+    #[cfg(procfs)]
+    conntrack: conntrack::ConntrackFiles,
+    /// DHCP leases, flash wear, the reboot flag.
+    #[cfg(procfs)]
+    slow: slow::Slow,
     /// How long a sample waits for the temperature readers.
     deadline: Duration,
     /// When `run` takes the next sample: the temperature readers run just before.
     next_tick: Option<Instant>,
     /// When the temperature readers last found no sensor at all.
+    #[cfg(procfs)]
     sensorless_since: Option<Instant>,
+    /// Windows: CPU times (`windows::cpu`).
+    #[cfg(windows)]
+    cpu: windows::cpu::Meter,
+    /// macOS: sysinfo's disk and network lists.
+    #[cfg(target_vendor = "apple")]
+    lists: macos::Lists,
     host: Option<(Instant, Host)>,
     processes: Option<(Instant, u64)>,
 }
@@ -182,6 +303,8 @@ pub fn reader_deadline(interval: Duration) -> Duration {
     (interval / 2).clamp(Duration::from_millis(250), Duration::from_secs(1))
 }
 
+/// The procfs platform's readers (Linux); Windows' and macOS' are in their modules.
+#[cfg(procfs)]
 impl Sampler {
     /// Creates the sampler and takes the first CPU reading (the start of the first window).
     pub fn new(config: SamplerConfig) -> Result<Sampler, SamplerError> {
@@ -201,6 +324,7 @@ impl Sampler {
             own: own::OwnFiles::default(),
             processes: host::ProcessCounter::new(procfs),
         };
+        let conntrack = conntrack::ConntrackFiles::new(procfs);
         Ok(Sampler {
             sys,
             deadline: reader_deadline(config.interval),
@@ -212,7 +336,14 @@ impl Sampler {
             rates: network::Rates::default(),
             disks: disk::DiskReader::new(disk_timeout),
             files,
-            temperatures: Worker::new("sensors", interval, move || temperature::read(&sysfs)),
+            drivers: {
+                let job = drivers::Job::new(sysfs);
+                Worker::new("sensors", interval, move || job.run())
+            },
+            drivers_present: vec!["temperature"],
+            disk_io: diskio::DiskIo::default(),
+            conntrack,
+            slow: slow::Slow::default(),
             next_tick: None,
             sensorless_since: None,
             host: None,
@@ -268,10 +399,16 @@ impl Sampler {
             temperatures: None,
             host: Some(host),
             processes,
-            own: Own::default(),
-            taken_at_us: 0,
+            disk_io: self.disk_io.read(&roots.procfs, &roots.sysfs, &self.config.disk_io_exclude, started),
+            conntrack: self.conntrack.read(),
+            ..Snapshot::default()
         };
-        snapshot.temperatures = self.collect_temperatures(started + self.deadline);
+        self.slow.fill(&mut snapshot, roots, &self.config.dhcp_leases, started);
+        if let Some(d) = self.collect_drivers(started + self.deadline) {
+            snapshot.temperatures = d.temperatures;
+            (snapshot.fans, snapshot.power, snapshot.cpu_frequency, snapshot.wifi) =
+                (d.fans, d.power, d.cpu_frequency, d.wifi);
+        }
         snapshot.taken_at_us = unix_micros(SystemTime::now());
         self.explain(&snapshot, &misses);
         let stats = &self.config.stats;
@@ -283,25 +420,26 @@ impl Sampler {
             rss_bytes: own.rss_bytes(),
             cpu_time_ms: own.cpu_time_ms(),
             connections_open: stats.open.load(Ordering::Relaxed) as u64,
-            requests_served: stats.requests.load(Ordering::Relaxed),
-            influx: self.config.push.influx.read(),
-            mqtt: self.config.push.mqtt.read(),
+            requests_served: stats.requests_served(),
+            influx: self.config.influx_pushed(),
+            mqtt: self.config.mqtt_pushed(),
         };
         crate::debug!("sample took {} µs", took.as_micros());
         self.note_failures(&snapshot);
         snapshot
     }
 
-    /// The temperature readers' result, from their worker; `None` (and the family
-    /// degraded) when they are past the deadline, still stuck, or have no thread.
-    /// A machine without sensors is looked at again every `HOST_REFRESH` only,
-    /// with the worker's timer stopped meanwhile: VMs and some boards have none.
-    fn collect_temperatures(&mut self, deadline: Instant) -> Option<Vec<Sensor>> {
+    /// The driver readers' results (`drivers`), from their worker; `None` (and
+    /// the families they last had degraded) when they are past the deadline,
+    /// still stuck, or have no thread. A machine where they find nothing at all is
+    /// looked at again every `HOST_REFRESH` only, with the worker's timer stopped
+    /// meanwhile: VMs and some boards have none.
+    fn collect_drivers(&mut self, deadline: Instant) -> Option<Drivers> {
         if self.sensorless_since.is_some_and(|at| at.elapsed() < HOST_REFRESH) {
-            return Some(Vec::new());
+            return Some(Drivers { temperatures: Some(Vec::new()), ..Drivers::default() });
         }
-        let cause = match self.temperatures.collect(deadline, self.next_tick) {
-            Ok(Some(t)) if t.is_empty() => match files::descriptor_shortage() {
+        let cause = match self.drivers.collect(deadline, self.next_tick) {
+            Ok(t) if t.is_empty() => match files::descriptor_shortage() {
                 // No sensor file could be opened: unknown, not none.
                 Some(e) => {
                     crate::debug!("temperature: no sensors while this process cannot open files: {e}");
@@ -309,13 +447,21 @@ impl Sampler {
                 }
                 None => {
                     self.sensorless_since = Some(Instant::now());
-                    self.temperatures.pause();
-                    return Some(t);
+                    self.drivers.pause();
+                    return Some(Drivers { temperatures: Some(Vec::new()), ..t });
                 }
             },
             Ok(t) => {
                 self.sensorless_since = None;
-                return t;
+                let present = [
+                    ("fans", t.fans.is_some()),
+                    ("power", t.power.is_some()),
+                    ("cpu_frequency", t.cpu_frequency.is_some()),
+                    ("wifi", t.wifi.is_some()),
+                ];
+                self.drivers_present = vec!["temperature"];
+                self.drivers_present.extend(present.iter().filter(|p| p.1).map(|p| p.0));
+                return Some(t);
             }
             Err(Refused::Late) => {
                 crate::debug!("temperature: the readers did not answer within {} ms", self.deadline.as_millis());
@@ -330,7 +476,7 @@ impl Sampler {
                 Cause::Shortage
             }
         };
-        self.degraded.push(("temperature", cause));
+        self.degraded.extend(self.drivers_present.iter().map(|f| (*f, cause)));
         None
     }
 
@@ -361,7 +507,10 @@ impl Sampler {
             None => {}
         }
     }
+}
 
+impl Sampler {
+    #[cfg_attr(not(procfs), allow(dead_code))]
     fn is_degraded(&self, family: &str) -> bool {
         self.degraded.iter().any(|(f, _)| *f == family)
     }
@@ -375,10 +524,21 @@ impl Sampler {
     pub fn publish(&mut self) -> Published {
         let snapshot = self.sample();
         self.seq += 1;
-        let mut published = Published::with_health(&snapshot, self.seq, Instant::now(), &self.degraded());
+        let published = Published::with_health(&snapshot, self.seq, Instant::now(), &self.degraded());
+        self.for_pushers(published, snapshot)
+    }
+
+    /// With a pusher on, `published` carries its `Snapshot` for it.
+    #[cfg(feature = "push")]
+    fn for_pushers(&self, mut published: Published, snapshot: Snapshot) -> Published {
         if self.config.push.any() {
             published.snapshot = Some(Arc::new(snapshot));
         }
+        published
+    }
+
+    #[cfg(not(feature = "push"))]
+    fn for_pushers(&self, published: Published, _: Snapshot) -> Published {
         published
     }
 
@@ -390,6 +550,9 @@ impl Sampler {
             .into_iter()
             .map(|f| (f, self.degraded.iter().find(|(d, _)| *d == f).map(|(_, c)| *c)))
             .collect();
+        // The families this platform does not have are null for good: no warning.
+        #[cfg(not(procfs))]
+        let now: Vec<_> = now.into_iter().filter(|(f, _)| !ABSENT.contains(f)).collect();
         for &(name, cause) in now.iter().filter(|n| !self.failed.contains(n)) {
             match cause {
                 None => crate::warn!("{name} figures unavailable; serving null until they return"),
@@ -417,6 +580,7 @@ impl Sampler {
 }
 
 /// The value of a kept file's parse, or the miss recorded.
+#[cfg(procfs)]
 fn keep<T>(family: &'static str, r: Result<Option<T>, Miss>, misses: &mut Vec<(&'static str, Miss)>) -> Option<T> {
     r.map_err(|m| misses.push((family, m))).ok().flatten()
 }
@@ -426,14 +590,14 @@ fn keep<T>(family: &'static str, r: Result<Option<T>, Miss>, misses: &mut Vec<(&
 /// in a way that lets it also wait for a signal.
 pub struct Starting {
     first: Arc<Mutex<Option<Result<Arc<Latest>, SamplerError>>>>,
-    ready: UnixStream,
+    ready: Ready,
 }
 
 /// Starts the sampler thread. It takes the first sample with a real CPU window,
 /// hands it over (see `Starting`), then publishes into that slot every interval;
 /// it ends once the slot is dropped.
 pub fn spawn(config: SamplerConfig) -> Result<Starting, SamplerError> {
-    let (ready, tell) = UnixStream::pair().map_err(|e| SamplerError(format!("cannot start the sampler: {e}")))?;
+    let (ready, tell) = Ready::pair().map_err(|e| SamplerError(format!("cannot start the sampler: {e}")))?;
     let first = Arc::new(Mutex::new(None));
     let slot = Arc::clone(&first);
     std::thread::Builder::new()
@@ -517,7 +681,7 @@ pub fn unix_micros(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
-#[cfg(test)]
+#[cfg(all(test, procfs))]
 mod tests {
     use super::*;
 

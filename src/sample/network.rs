@@ -33,7 +33,7 @@ pub struct NetFilter {
 
 impl Default for NetFilter {
     fn default() -> Self {
-        NetFilter { include: GlobList::default(), exclude: GlobList::parse(DEFAULT_EXCLUDE) }
+        NetFilter { include: GlobList::default(), exclude: GlobList::parse(super::DEFAULT_NET_EXCLUDE) }
     }
 }
 

@@ -280,6 +280,7 @@ mod tests {
     fn abandon_continues_on_a_fresh_thread() {
         static BLOCK: AtomicBool = AtomicBool::new(true);
         let first = Arc::new(AtomicBool::new(true));
+        let blocked = Arc::clone(&first);
         let mut w = Worker::new("test-worker", LONG, move || {
             if first.swap(false, Ordering::AcqRel) {
                 while BLOCK.load(Ordering::Acquire) {
@@ -289,6 +290,14 @@ mod tests {
             7
         });
         assert!(matches!(w.collect(Instant::now() + Duration::from_millis(20), None), Err(Refused::Late)));
+        // The first run must be the one that blocks: on a loaded machine (qemu) its
+        // thread may not have started within those 20 ms, and then the fresh thread
+        // below would take the blocking first run itself.
+        let deadline = Instant::now() + LONG;
+        while blocked.load(Ordering::Acquire) {
+            assert!(Instant::now() < deadline, "the first run never started");
+            std::thread::sleep(Duration::from_millis(1));
+        }
         w.abandon();
         assert_eq!(w.collect(Instant::now() + LONG, None).ok(), Some(7));
         BLOCK.store(false, Ordering::Release); // lets the abandoned thread exit

@@ -43,6 +43,7 @@ pub fn fit(asked: usize, free: usize) -> Option<usize> {
 /// Raises the soft `RLIMIT_NOFILE` towards `wanted` (never beyond the hard limit,
 /// never lowers it) and returns the soft limit in force afterwards (`None`:
 /// unlimited).
+#[cfg(unix)]
 pub fn raise_nofile(wanted: u64) -> Option<u64> {
     use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
     let now = getrlimit(Resource::Nofile);
@@ -66,6 +67,7 @@ pub fn raise_nofile(wanted: u64) -> Option<u64> {
 
 /// Descriptors this process holds now (`/proc/self/fd`); an estimate if that
 /// cannot be read.
+#[cfg(unix)]
 pub fn in_use(listeners: usize) -> usize {
     match std::fs::read_dir("/proc/self/fd") {
         // The listing's own descriptor is in it.
@@ -77,6 +79,7 @@ pub fn in_use(listeners: usize) -> usize {
 
 /// The connection cap for this process: `asked`, or less when the descriptor
 /// limit leaves no room for that many. Raises the soft limit first.
+#[cfg(unix)]
 pub fn cap(asked: usize, listeners: usize) -> io::Result<usize> {
     let already = in_use(listeners);
     let reserve = already + SAMPLER_FDS;
@@ -99,6 +102,13 @@ pub fn cap(asked: usize, listeners: usize) -> io::Result<usize> {
              {already} descriptors are in use and {SAMPLER_FDS} are kept for the sampler"
         ))),
     }
+}
+
+/// Windows has no `RLIMIT_NOFILE`: sockets are handles, limited only by memory,
+/// and the sampler keeps no descriptors to protect. The cap is `asked`, as given.
+#[cfg(windows)]
+pub fn cap(asked: usize, _listeners: usize) -> io::Result<usize> {
+    Ok(asked)
 }
 
 #[cfg(test)]

@@ -20,6 +20,15 @@ pub fn fluxstat() -> Command {
     cmd.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
     // The emulator's own settings (QEMU_LD_PREFIX in cross's images) survive env_clear.
     cmd.envs(std::env::vars().filter(|(k, _)| k.starts_with("QEMU_")));
+    // Winsock does not start without SystemRoot. A console of its own, so that
+    // a test can send it console events (`Running::console_event`).
+    #[cfg(windows)]
+    {
+        use std::os::windows::process::CommandExt;
+        const CREATE_NEW_CONSOLE: u32 = 0x10;
+        cmd.envs(std::env::vars().filter(|(k, _)| k.eq_ignore_ascii_case("SystemRoot")));
+        cmd.creation_flags(CREATE_NEW_CONSOLE);
+    }
     cmd
 }
 
@@ -79,6 +88,26 @@ impl Running {
         (addr.parse().unwrap_or_else(|_| panic!("address in the log line: {line}")), families.to_owned())
     }
 
+    /// Windows: sends a console event (`CTRL_C_EVENT`…) to fluxstat's console,
+    /// from a helper process (tests/it/windows.rs, `console_event_helper`).
+    #[cfg(windows)]
+    pub fn console_event(&self, event: u32) {
+        let exe = std::env::current_exe().expect("the test binary");
+        let out = Command::new(exe)
+            .args(["--ignored", "--exact", "windows::console_event_helper", "--test-threads=1"])
+            .env("FLUXSTAT_CONSOLE_EVENT", format!("{event} {}", self.child.id()))
+            .output()
+            .expect("the helper runs");
+        assert!(out.status.success(), "helper: {}", String::from_utf8_lossy(&out.stdout));
+    }
+
+    /// SIGTERM and SIGINT; on Windows the console's Ctrl-C stands in for both.
+    #[cfg(windows)]
+    pub fn signal(&self, _name: &str) {
+        self.console_event(0);
+    }
+
+    #[cfg(not(windows))]
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status();
         assert!(status.expect("kill runs").success());
@@ -137,6 +166,32 @@ fn version_and_help() {
         "[default: [::]:8001]",
     ] {
         assert!(help.contains(flag), "help lacks {flag}");
+    }
+    // The push options are listed only by a build that has them.
+    assert_eq!(help.contains("--influx-url"), cfg!(feature = "push"), "{help}");
+    assert_eq!(help.contains("FLUXSTAT_MQTT"), cfg!(feature = "push"), "{help}");
+}
+
+/// Without the `push` feature, a push option (flag or variable) is a usage error
+/// that says how to get a build with pushing, never an option that does nothing.
+#[cfg(not(feature = "push"))]
+#[test]
+fn push_options_need_the_push_feature() {
+    let why = "this fluxstat was built without push support: build it with `cargo build --release --features push`";
+    for name in [
+        "influx-url",
+        "influx-token-file",
+        "mqtt",
+        "mqtt-credentials-file",
+        "mqtt-discovery-prefix",
+        "push-interval",
+        "push-backlog",
+    ] {
+        let flag = format!("--{name}");
+        expect_usage_error(&[&flag, "x"], &[], &format!("{flag}: {why}"));
+        expect_usage_error(&[&format!("{flag}=http://127.0.0.1:1/write?db=x")], &[], &format!("{flag}: {why}"));
+        let var = format!("FLUXSTAT_{}", name.to_ascii_uppercase().replace('-', "_"));
+        expect_usage_error(&["--listen", "127.0.0.1:0"], &[(&var, "x")], &format!("{var}: {why}"));
     }
 }
 

@@ -4,20 +4,26 @@
 //! check that no object in `/metrics` has a key twice, with a small JSON walker of
 //! its own, since miniserde's parser keeps only one of two equal keys.
 
-use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use miniserde::json::Value;
 
-use fluxstat::published::{Latest, Published};
-use fluxstat::sample::{Roots, Sampler, SamplerConfig};
 use fluxstat::snapshot::Snapshot;
 
-use crate::support::{as_f64, as_str, as_u64, at, emulated, fixed_snapshot, heavy, settings, TestServer, PATIENCE};
+use crate::support::{as_u64, at, emulated, fixed_snapshot, settings, TestServer};
+// Marked `#[cfg(procfs)]`: the tests of Linux's readers (fixture trees, FIFOs,
+// names that are bytes, mount namespaces), listed in cross/windows/skipped-tests.
+#[cfg(procfs)]
+use {
+    crate::support::{as_f64, as_str, heavy, PATIENCE},
+    fluxstat::published::{Latest, Published},
+    fluxstat::sample::{Roots, Sampler, SamplerConfig},
+    std::ffi::OsStr,
+    std::os::unix::ffi::OsStrExt,
+    std::path::{Path, PathBuf},
+    std::process::Command,
+    std::sync::Arc,
+};
 
 /// Every object of a JSON text, checked for a key that occurs twice (keys compared
 /// after unescaping, so `"a"` and `"\u0061"` are the same key). `Err` names the
@@ -210,29 +216,34 @@ fn the_golden_and_the_live_document_have_unique_keys() {
     assert!(as_u64(at(&doc, &["fluxstat", "interval_ms"])) > 0);
 }
 
+#[cfg(procfs)]
 /// A fixture tree built at run time, since several of its names are bytes that are
 /// not UTF-8 and some of its files are symlinks and FIFOs.
 struct OddTree {
     root: PathBuf,
 }
 
+#[cfg(procfs)]
 impl Drop for OddTree {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.root);
     }
 }
 
+#[cfg(procfs)]
 fn write(path: &Path, bytes: &[u8]) {
     std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
     std::fs::write(path, bytes).expect("write");
 }
 
+#[cfg(procfs)]
 fn zone(tree: &Path, n: usize, kind: &[u8], temp: &[u8]) {
     let zone = tree.join(format!("sys/class/thermal/thermal_zone{n}"));
     write(&zone.join("type"), kind);
     write(&zone.join("temp"), temp);
 }
 
+#[cfg(procfs)]
 fn odd_tree() -> OddTree {
     let root =
         std::env::temp_dir().join(format!("fluxstat-odd-{}-{:?}", std::process::id(), std::thread::current().id()));
@@ -293,6 +304,7 @@ wl\xe9n0: 300 3 0 0 0 0 0 0 400 4 0 0 0 0 0 0\n"
     OddTree { root }
 }
 
+#[cfg(procfs)]
 /// Samples `tree` on a thread, so that a reader that blocks fails the test
 /// instead of hanging it.
 fn sample_of(tree: &Path) -> Snapshot {
@@ -308,6 +320,7 @@ fn sample_of(tree: &Path) -> Snapshot {
 
 // Issue 10, items 5, 7, 8 and 9: one odd name hides a family; duplicate keys;
 // −273.2 °C; a sensor file that never ends.
+#[cfg(procfs)]
 #[test]
 fn odd_names_collisions_and_endless_files_end_to_end() {
     let tree = odd_tree();
@@ -357,6 +370,7 @@ fn odd_names_collisions_and_endless_files_end_to_end() {
     assert!(!text.contains("-273"), "{text}");
 }
 
+#[cfg(procfs)]
 fn effective_uid_is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -369,6 +383,7 @@ fn effective_uid_is_root() -> bool {
 // Issue 10, item 6: thousands of mounts, in a private mount namespace (the binary
 // runs under `unshare`, the mounts end with it). Every tmpfs is listed with its
 // usage and none is blamed for not answering; one has a Latin-1 name.
+#[cfg(procfs)]
 #[test]
 fn thousands_of_mounts_in_a_private_namespace() {
     let unshare_works = Command::new("unshare").arg("--version").output().is_ok_and(|o| o.status.success());
@@ -451,6 +466,7 @@ fn thousands_of_mounts_in_a_private_namespace() {
     assert!(rss < 16 << 20, "RSS {rss} bytes");
 }
 
+#[cfg(procfs)]
 /// The mount points listed in a `/metrics` document.
 fn listed_mounts(doc: &Value) -> Vec<String> {
     let disks = at(doc, &["system", "disk"]);
@@ -462,6 +478,7 @@ fn listed_mounts(doc: &Value) -> Vec<String> {
 // Issue 10: the mount table is read again only when the kernel flags a change on
 // the kept-open /proc/self/mountinfo. A tmpfs mounted and unmounted in fluxstat's
 // own (private) mount namespace, from outside with nsenter, shows up and goes away.
+#[cfg(procfs)]
 #[test]
 fn a_mount_and_an_unmount_are_picked_up() {
     let tools = ["unshare", "nsenter"]
@@ -517,6 +534,7 @@ fn a_mount_and_an_unmount_are_picked_up() {
 // Issue 10, item 12: the hardened unit's ProtectSystem=strict gives fluxstat a
 // read-only view of every filesystem, and statvfs's ST_RDONLY then said
 // `read_only: true` for every disk. `read_only` is the filesystem's own state.
+#[cfg(procfs)]
 #[test]
 fn a_read_only_view_of_a_writable_disk_is_not_a_read_only_disk() {
     let unshare_works = Command::new("unshare").arg("--version").output().is_ok_and(|o| o.status.success());

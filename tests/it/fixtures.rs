@@ -9,6 +9,8 @@ use fluxstat::sample::disk::{self, DiskFilter};
 use fluxstat::sample::{Roots, Sampler, SamplerConfig};
 use fluxstat::snapshot::Snapshot;
 
+use crate::support::{as_str, as_u64};
+
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
@@ -124,4 +126,143 @@ fn missing_files_make_families_null_not_zero() {
     assert_eq!(s.processes, Some(0));
     assert!(s.cpu.is_some(), "CPU comes from the running kernel");
     let _ = std::fs::remove_dir_all(&empty);
+}
+
+/// The new families of a tree's second sample (rates known), as the document
+/// shows them, against `tests/fixtures/<tree>/vitals.json`; everything read from
+/// this machine rather than the tree (CPU usage, fluxstat's own figures, disks'
+/// statvfs, Wi-Fi unless replayed) is left out.
+fn golden_vitals(tree: &str, s: &Snapshot, wifi: Option<Vec<fluxstat::snapshot::Radio>>) -> Snapshot {
+    let vitals = Snapshot {
+        temperatures: s.temperatures.clone(),
+        power: s.power.clone(),
+        cpu_frequency: s.cpu_frequency.clone(),
+        fans: s.fans.clone(),
+        disk_io: s.disk_io.clone(),
+        flash: s.flash.clone(),
+        conntrack: s.conntrack,
+        dhcp_leases: s.dhcp_leases,
+        wifi,
+        reboot_required: s.reboot_required,
+        ..Snapshot::default()
+    };
+    let got = String::from_utf8(fluxstat::wire::encode(&vitals)).expect("UTF-8");
+    let path = fixture(tree).join("vitals.json");
+    // After a deliberate change: FLUXSTAT_UPDATE_GOLDEN=1 cargo test --test it fixtures::
+    if std::env::var_os("FLUXSTAT_UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, format!("{got}\n")).expect("write golden file");
+    }
+    let want = std::fs::read_to_string(&path).expect("golden file");
+    assert_eq!(got, want.trim_end(), "{tree}");
+    vitals
+}
+
+fn at<'a>(doc: &'a miniserde::json::Value, path: &[&str]) -> &'a miniserde::json::Value {
+    crate::support::at(doc, path)
+}
+
+fn doc_of(s: &Snapshot) -> miniserde::json::Value {
+    miniserde::json::from_str(&String::from_utf8(fluxstat::wire::encode(s)).expect("UTF-8")).expect("JSON")
+}
+
+#[test]
+fn raspberry_pi_4_vital_signs() {
+    let (_, s) = sample("rpi4");
+    let v = golden_vitals("rpi4", &s, None);
+    let p = v.power.as_ref().expect("power");
+    // 0x50000: under-voltage and throttling have happened since boot, not now.
+    assert_eq!((p.source, p.throttled_bits), ("get_throttled+rpi_volt", Some(0x50000)));
+    assert_eq!(
+        (p.under_voltage, p.under_voltage_since_boot, p.throttled_since_boot),
+        (Some(false), Some(true), Some(true))
+    );
+    let f = v.cpu_frequency.as_ref().expect("cpufreq");
+    assert_eq!(
+        f.iter().map(|c| (c.cpu, c.current_mhz, c.max_mhz)).collect::<Vec<_>>(),
+        (0..4).map(|c| (c, Some(600), Some(1800))).collect::<Vec<_>>()
+    );
+    // The SD card's partitions and loop/ram devices are not listed; an SD card has no wear figures.
+    assert_eq!(names(&v.disk_io, |d| d.name.clone()), ["mmcblk0"]);
+    assert_eq!(v.disk_io.as_ref().expect("disk_io")[0].read_bytes, 1_960_642 * 512);
+    assert_eq!((v.flash.as_ref(), v.fans.as_ref(), v.conntrack, v.dhcp_leases), (None, None, None, None));
+    assert_eq!(v.reboot_required, Some(true));
+}
+
+#[test]
+fn raspberry_pi_5_vital_signs() {
+    let (_, s) = sample("rpi5");
+    let v = golden_vitals("rpi5", &s, None);
+    assert_eq!(
+        v.power.as_ref().map(|p| (p.source, p.under_voltage, p.throttled)),
+        Some(("rpi_volt", Some(false), None))
+    );
+    let fans: Vec<(String, u64, Option<f64>)> =
+        v.fans.as_ref().expect("fans").iter().map(|f| (f.name.clone(), f.rpm, f.pwm_percent)).collect();
+    assert_eq!(fans, [("pwmfan_fan1".to_owned(), 2968, Some(29.4))]);
+    assert_eq!(names(&v.disk_io, |d| d.name.clone()), ["mmcblk0"], "zram0 and loop0 left out by default");
+    let mmc = &v.disk_io.as_ref().expect("disk_io")[0];
+    assert_eq!((mmc.read_bytes_per_second, mmc.busy_percent), (Some(0), Some(0.0)), "counters did not move");
+    assert_eq!(v.flash, None, "SD card: no wear registers");
+    assert_eq!(v.reboot_required, Some(false));
+    assert_eq!(temps(&v), [("cpu_thermal".to_owned(), 52.7), ("rp1_adc_temp1".to_owned(), 55.4)]);
+}
+
+#[test]
+fn openwrt_router_vital_signs() {
+    let (_, s) = sample("openwrt");
+    let v = golden_vitals("openwrt", &s, None);
+    let doc = doc_of(&v);
+    assert_eq!(as_u64(at(&doc, &["system", "conntrack", "used_percentage"])), 1);
+    assert_eq!(as_u64(at(&doc, &["system", "dhcp", "leases"])), 4, "the expired lease is not counted");
+    assert_eq!(as_str(at(&doc, &["system", "flash", "mmcblk0", "pre_eol"])), "normal");
+    assert_eq!(as_u64(at(&doc, &["system", "flash", "mmcblk0", "life_time_a"])), 1);
+    let text = String::from_utf8(fluxstat::wire::encode(&v)).expect("UTF-8");
+    for private in ["3c:22:fb", "192.168.8.", "iPhone", "raspberrypi"] {
+        assert!(!text.contains(private), "{private} leaked: {text}");
+    }
+    assert_eq!(names(&v.disk_io, |d| d.name.clone()), ["mmcblk0", "mmcblk0boot0", "mmcblk0boot1"]);
+    assert_eq!(names(&v.flash, |f| f.name.clone()), ["mmcblk0"], "boot areas are the same device");
+    assert_eq!((v.power.as_ref(), v.cpu_frequency.as_ref(), v.reboot_required), (None, None, None));
+}
+
+#[test]
+fn openwrt_access_point_vital_signs() {
+    use fluxstat::sample::wifi::{Replay, Wifi};
+    let (_, s) = sample("openwrt-ap");
+    let replay = Replay::load(&fixture("openwrt-ap/nl80211")).expect("recorded replies");
+    let wifi = Wifi::new(replay).read_now();
+    let v = golden_vitals("openwrt-ap", &s, wifi);
+    let radios: Vec<(String, u64, Option<i64>, Option<f64>, Option<u32>)> = v
+        .wifi
+        .as_ref()
+        .expect("wifi")
+        .iter()
+        .map(|r| (r.name.clone(), r.stations, r.signal_min_dbm, r.signal_mean_dbm, r.channel))
+        .collect();
+    assert_eq!(
+        radios,
+        [
+            ("phy0-ap0".to_owned(), 3, Some(-73), Some(-60.3), Some(6)),
+            ("phy1-ap0".to_owned(), 2, Some(-60), Some(-56.0), Some(36)),
+        ]
+    );
+    assert_eq!((v.conntrack, v.dhcp_leases, v.flash.as_ref()), (None, None, None), "a dumb AP");
+    assert_eq!(names(&v.disk_io, |d| d.name.clone()), (0..6).map(|i| format!("mtdblock{i}")).collect::<Vec<_>>());
+    let text = String::from_utf8(fluxstat::wire::encode(&v)).expect("UTF-8");
+    assert!(!text.contains("HomeNet") && !text.contains("02:00:00"), "{text}");
+}
+
+#[test]
+fn plain_x86_box_vital_signs() {
+    let (_, s) = sample("x86");
+    let v = golden_vitals("x86", &s, None);
+    assert_eq!(names(&v.disk_io, |d| d.name.clone()), ["nvme0n1", "sdb"]);
+    let f = v.cpu_frequency.as_ref().expect("cpufreq");
+    assert_eq!(f.iter().map(|c| c.current_mhz.unwrap_or(0)).collect::<Vec<_>>(), [800, 3700, 800, 2400, 800, 4100]);
+    assert_eq!(
+        v.fans.as_ref().map(|f| (f[0].name.as_str(), f[0].rpm, f[0].pwm_percent)),
+        Some(("dell_smm_processor_fan", 1203, Some(50.2)))
+    );
+    assert_eq!(v.conntrack.map(|c| (c.count, c.max)), Some((57, 262_144)));
+    assert_eq!((v.power.as_ref(), v.flash.as_ref(), v.reboot_required), (None, None, Some(false)));
 }

@@ -127,7 +127,7 @@ fn status_table() {
     // (request, status, body, Allow header, connection stays open)
     type Case<'a> = (&'a str, u16, Option<&'a str>, Option<&'a str>, bool);
     let table: &[Case<'_>] = &[
-        ("GET / HTTP/1.1\r\nHost: t\r\n\r\n", 404, Some(r#"{"status":404,"message":"Not found"}"#), None, true),
+        ("GET /nowhere HTTP/1.1\r\nHost: t\r\n\r\n", 404, Some(r#"{"status":404,"message":"Not found"}"#), None, true),
         ("GET /metrics/ HTTP/1.1\r\nHost: t\r\n\r\n", 404, Some(r#"{"status":404,"message":"Not found"}"#), None, true),
         (
             "DELETE /metrics HTTP/1.1\r\nHost: t\r\n\r\n",

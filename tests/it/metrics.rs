@@ -37,12 +37,21 @@ fn failed_families_are_null_and_the_rest_is_served() {
         temperatures: None,
         host: None,
         processes: None,
+        power: None,
+        cpu_frequency: None,
+        fans: None,
+        disk_io: None,
+        flash: None,
+        conntrack: None,
+        dhcp_leases: None,
+        wifi: None,
+        reboot_required: None,
         ..fixed_snapshot()
     };
     let doc = String::from_utf8(fluxstat::wire::encode(&s)).expect("UTF-8");
     assert!(
         doc.starts_with(
-            r#"{"system":{"uptime":null,"cpu":null,"memory":null,"disk":null,"swap":null,"load":null,"network":null,"temperature":null,"host":null,"processes":null},"fluxstat":{"version":"#
+            r#"{"system":{"uptime":null,"cpu":null,"memory":null,"disk":null,"swap":null,"load":null,"network":null,"temperature":null,"host":null,"processes":null,"power":null,"cpu_frequency":null,"fans":null,"disk_io":null,"flash":null,"conntrack":null,"dhcp":null,"wifi":null,"reboot_required":null},"fluxstat":{"version":"#
         ),
         "{doc}"
     );

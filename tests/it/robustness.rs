@@ -4,7 +4,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -235,7 +235,7 @@ fn sigterm_under_keep_alive_load_cuts_no_response_and_exits_0_within_2s() {
     let _heavy = heavy();
     let mut run = Running::start(fluxstat().args(["--listen", "127.0.0.1:0"]));
     let addr = run.listening_addr();
-    let complete = Arc::new(AtomicU64::new(0));
+    let complete = Arc::new(AtomicUsize::new(0));
     let ready = Arc::new(AtomicUsize::new(0));
     let clients: Vec<_> = (0..4)
         .map(|_| {

@@ -5,7 +5,7 @@
 //! the end must be those open at the start, and memory must stay bounded.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,11 +17,11 @@ use crate::support::{heavy, wait_for, Client};
 /// Kinds of traffic, counted separately.
 #[derive(Default)]
 struct Counts {
-    keep_alive_requests: AtomicU64,
-    sessions: AtomicU64,
-    short_lived: AtomicU64,
-    malformed: AtomicU64,
-    abandoned: AtomicU64,
+    keep_alive_requests: AtomicUsize,
+    sessions: AtomicUsize,
+    short_lived: AtomicUsize,
+    malformed: AtomicUsize,
+    abandoned: AtomicUsize,
 }
 
 /// A well-formed request and what it must get: status and whether it is HEAD.
@@ -74,7 +74,7 @@ fn worker(addr: SocketAddr, seed: u64, deadline: Instant, counts: &Counts) {
                     for &i in &batch {
                         check_good(&mut c, i);
                     }
-                    counts.keep_alive_requests.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    counts.keep_alive_requests.fetch_add(batch.len(), Ordering::Relaxed);
                 }
                 counts.sessions.fetch_add(1, Ordering::Relaxed);
             }
@@ -166,7 +166,7 @@ fn soak_mixed_traffic_leaks_nothing_and_answers_every_good_request() {
 
     wait_for("every soak connection to be closed", || fd_count(pid) <= fds0);
     let c = &counts;
-    let total = c.keep_alive_requests.load(Ordering::Relaxed) + c.short_lived.load(Ordering::Relaxed);
+    let total = (c.keep_alive_requests.load(Ordering::Relaxed) + c.short_lived.load(Ordering::Relaxed)) as u64;
     println!(
         "soak {secs}s: {} keep-alive requests in {} sessions, {} short-lived, {} malformed, {} abandoned; \
          {total} good requests answered correctly; fds {fds0} before and after; RSS {rss0} KiB at start, {rss_max} KiB at most",

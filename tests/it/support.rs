@@ -3,8 +3,11 @@
 //! responses with httparse.
 
 use std::io::{self, Read, Write};
+#[cfg(windows)]
+use std::net::TcpStream as StopStream;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::unix::net::UnixStream;
+#[cfg(unix)]
+use std::os::unix::net::UnixStream as StopStream;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -13,7 +16,8 @@ use fluxstat::published::{Latest, Published};
 use fluxstat::sample::{self, SamplerConfig};
 use fluxstat::server::{self, Settings, Stats};
 use fluxstat::snapshot::{
-    Counters, Cpu, Disk, DiskUsage, Host, Inodes, Interface, Load, Memory, Own, Pushed, Sensor, Snapshot, Swap,
+    BlockDevice, Conntrack, CoreFrequency, Counters, Cpu, Disk, DiskUsage, Fan, FlashWear, Host, Inodes, Interface,
+    Load, Memory, Own, Power, Pushed, Radio, Sensor, Snapshot, Swap,
 };
 
 /// How long any single wait in a test may take before it counts as a hang.
@@ -28,6 +32,7 @@ pub fn settings() -> Settings {
         cors_origin: None,
         shutdown_grace: Duration::from_millis(1500),
         access: Default::default(),
+        page: true,
     }
 }
 
@@ -74,6 +79,52 @@ pub fn fixed_snapshot() -> Snapshot {
             model: None,
         }),
         processes: Some(97),
+        power: Some(Power {
+            source: "get_throttled+rpi_volt",
+            throttled_bits: Some(0x50005),
+            under_voltage: Some(true),
+            frequency_capped: Some(false),
+            throttled: Some(true),
+            soft_temperature_limit: Some(false),
+            under_voltage_since_boot: Some(true),
+            frequency_capped_since_boot: Some(false),
+            throttled_since_boot: Some(true),
+            soft_temperature_limit_since_boot: Some(false),
+        }),
+        cpu_frequency: Some(vec![
+            CoreFrequency { cpu: 0, current_mhz: Some(1800), min_mhz: Some(600), max_mhz: Some(1800) },
+            CoreFrequency { cpu: 1, current_mhz: None, min_mhz: Some(600), max_mhz: Some(1800) },
+        ]),
+        fans: Some(vec![Fan { name: "pwmfan_fan1".into(), rpm: 2968, pwm_percent: Some(29.4) }]),
+        disk_io: Some(vec![BlockDevice {
+            name: "mmcblk0".into(),
+            read_bytes: 1_003_848_704,
+            written_bytes: 547_476_480,
+            reads: 24_719,
+            writes: 12_733,
+            read_bytes_per_second: Some(40_960),
+            written_bytes_per_second: None,
+            reads_per_second: Some(2.5),
+            writes_per_second: None,
+            busy_percent: Some(0.4),
+        }]),
+        flash: Some(vec![FlashWear {
+            name: "mmcblk0".into(),
+            life_time_a: Some(1),
+            life_time_b: Some(2),
+            pre_eol_info: Some(1),
+        }]),
+        conntrack: Some(Conntrack { count: 183, max: 16_384 }),
+        dhcp_leases: Some(4),
+        wifi: Some(vec![Radio {
+            name: "phy0-ap0".into(),
+            stations: 3,
+            signal_min_dbm: Some(-73),
+            signal_mean_dbm: Some(-60.3),
+            frequency_mhz: Some(2437),
+            channel: Some(6),
+        }]),
+        reboot_required: Some(false),
         own: Own {
             interval_ms: 1000,
             sample_duration_us: 412,
@@ -93,7 +144,7 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub stats: Arc<Stats>,
     pub latest: Arc<Latest>,
-    stop: Option<UnixStream>,
+    stop: Option<StopStream>,
     thread: Option<JoinHandle<io::Result<()>>>,
 }
 
@@ -136,7 +187,7 @@ impl TestServer {
     fn serve(listener: TcpListener, latest: Arc<Latest>, settings: Settings, stats: Arc<Stats>) -> TestServer {
         capture_logs();
         let addr = listener.local_addr().expect("local addr");
-        let (stop, stop_rx) = UnixStream::pair().expect("socketpair");
+        let (stop, stop_rx) = stop_pair();
         let (l, s) = (Arc::clone(&latest), Arc::clone(&stats));
         let thread = std::thread::spawn(move || {
             let stop_rx = smol::Async::new(stop_rx).expect("async socketpair");
@@ -169,6 +220,22 @@ impl Drop for TestServer {
             self.stop();
         }
     }
+}
+
+/// Two connected sockets: dropping the first ends the reads of the second, which
+/// is how a `TestServer` is told to stop. A socketpair where there is one; Windows
+/// has none, so a loopback TCP connection there.
+#[cfg(unix)]
+fn stop_pair() -> (StopStream, StopStream) {
+    StopStream::pair().expect("socketpair")
+}
+
+#[cfg(windows)]
+fn stop_pair() -> (StopStream, StopStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let stop = StopStream::connect(listener.local_addr().expect("local addr")).expect("connect");
+    let (stop_rx, _) = listener.accept().expect("accept");
+    (stop, stop_rx)
 }
 
 /// A parsed response.
@@ -307,10 +374,11 @@ pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
     HEAVY.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Whether the tests run under an emulator (`cross/test-under-qemu.sh`), where
-/// load-sized tests scale their counts down.
+/// Whether the tests run under an emulator (`cross/test-under-qemu.sh`, or wine:
+/// `cross/test-under-wine.sh`), where load-sized tests scale their counts down.
 pub fn emulated() -> bool {
     std::env::var_os("FLUXSTAT_TEST_RUNNER").is_some_and(|r| !r.is_empty())
+        || std::env::var_os("FLUXSTAT_UNDER_WINE").is_some()
 }
 
 /// Polls `cond` until it holds or `PATIENCE` runs out.
