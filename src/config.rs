@@ -401,21 +401,12 @@ const PUSH_OPTIONS: &[Opt] = &[
         help: "Samples kept for InfluxDB while it is unreachable, oldest dropped first; default a minute's worth.",
     },
 ];
-#[cfg(not(feature = "push"))]
-const PUSH_OPTIONS: &[Opt] = &[];
 
 /// Without the `push` feature, the push options' names: known, so that giving
 /// one (flag or variable) is a usage error rather than an option that does nothing.
 #[cfg(not(feature = "push"))]
-const PUSH_NAMES: &[&str] = &[
-    "influx-url",
-    "influx-token-file",
-    "mqtt",
-    "mqtt-credentials-file",
-    "mqtt-discovery-prefix",
-    "push-interval",
-    "push-backlog",
-];
+const PUSH_NAMES: &str =
+    "influx-url influx-token-file mqtt mqtt-credentials-file mqtt-discovery-prefix push-interval push-backlog";
 
 /// The answer to a push option in a build without pushing.
 #[cfg(not(feature = "push"))]
@@ -423,8 +414,14 @@ const NO_PUSH: &str =
     "this fluxstat was built without push support: build it with `cargo build --release --features push`";
 
 /// Every option this build knows.
+#[cfg(feature = "push")]
 fn options() -> impl Iterator<Item = &'static Opt> {
     OPTIONS.iter().chain(PUSH_OPTIONS)
+}
+
+#[cfg(not(feature = "push"))]
+fn options() -> std::slice::Iter<'static, Opt> {
+    OPTIONS.iter()
 }
 
 /// The environment variable for an option: `FLUXSTAT_MAX_CONNECTIONS` for `max-connections`.
@@ -434,20 +431,16 @@ pub fn env_name(option: &str) -> String {
 
 /// `FLUXSTAT_*` variables that name no option: likely typos, worth a warning.
 pub fn unknown_env_vars(vars: impl Iterator<Item = String>) -> Vec<String> {
-    vars.filter(|k| k.starts_with("FLUXSTAT_") && !options().any(|o| env_name(o.name) == *k) && !is_push_var(k))
-        .collect()
+    vars.filter(|k| k.starts_with("FLUXSTAT_") && !options().any(|o| env_name(o.name) == *k)).collect()
 }
 
-/// Whether `var` is a push option's variable in a build without pushing (not a
-/// typo: `parse` refuses it with `NO_PUSH`).
-#[cfg(not(feature = "push"))]
-fn is_push_var(var: &str) -> bool {
-    PUSH_NAMES.iter().any(|n| env_name(n) == var)
-}
-
-#[cfg(feature = "push")]
-fn is_push_var(_: &str) -> bool {
-    false
+/// The error for `--name`, an option this build does not know.
+fn unknown_option(name: &str) -> ConfigError {
+    #[cfg(not(feature = "push"))]
+    if PUSH_NAMES.split(' ').any(|n| n == name) {
+        return ConfigError(format!("--{name}: {NO_PUSH}"));
+    }
+    ConfigError(format!("unknown option '--{name}' (see --help)"))
 }
 
 /// Parses the arguments (without the program name) and the environment.
@@ -473,13 +466,7 @@ pub fn parse(
             Some((n, v)) => (n, Some(v.to_owned())),
             None => (body, None),
         };
-        #[cfg(not(feature = "push"))]
-        if PUSH_NAMES.contains(&name) {
-            return Err(ConfigError(format!("--{name}: {NO_PUSH}")));
-        }
-        let opt = options()
-            .find(|o| o.name == name)
-            .ok_or_else(|| ConfigError(format!("unknown option '--{name}' (see --help)")))?;
+        let opt = options().find(|o| o.name == name).ok_or_else(|| unknown_option(name))?;
         let value = match inline {
             Some(v) => v,
             None => args
@@ -620,8 +607,8 @@ pub fn parse(
     #[cfg(feature = "push")]
     let push = push_options(&explicit, &value, interval)?;
     #[cfg(not(feature = "push"))]
-    if let Some((_, src)) = PUSH_NAMES.iter().find_map(|n| explicit(n)) {
-        return Err(ConfigError(format!("{src}: {NO_PUSH}")));
+    if let Some(var) = PUSH_NAMES.split(' ').map(env_name).find(|v| env(v).is_some()) {
+        return Err(ConfigError(format!("{var}: {NO_PUSH}")));
     }
     let (v, src) = value("page");
     let page = match v.trim() {

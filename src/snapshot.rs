@@ -147,8 +147,10 @@ pub struct Own {
     pub connections_open: u64,
     pub requests_served: u64,
     /// The InfluxDB pusher's counters; `None` when it is off.
+    #[cfg(feature = "push")]
     pub influx: Option<Pushed>,
     /// The MQTT pusher's counters; `None` when it is off.
+    #[cfg(feature = "push")]
     pub mqtt: Option<Pushed>,
 }
 

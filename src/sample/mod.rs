@@ -189,23 +189,6 @@ pub struct SamplerConfig {
 }
 
 impl SamplerConfig {
-    /// The InfluxDB pusher's counters for the document; `None` when it is off
-    /// (always, in a build without the `push` feature).
-    pub fn influx_pushed(&self) -> Option<crate::snapshot::Pushed> {
-        #[cfg(feature = "push")]
-        return self.push.influx.read();
-        #[cfg(not(feature = "push"))]
-        None
-    }
-
-    /// The MQTT pusher's counters, likewise.
-    pub fn mqtt_pushed(&self) -> Option<crate::snapshot::Pushed> {
-        #[cfg(feature = "push")]
-        return self.push.mqtt.read();
-        #[cfg(not(feature = "push"))]
-        None
-    }
-
     pub fn new(interval: Duration) -> SamplerConfig {
         SamplerConfig {
             interval,
@@ -421,8 +404,10 @@ impl Sampler {
             cpu_time_ms: own.cpu_time_ms(),
             connections_open: stats.open.load(Ordering::Relaxed) as u64,
             requests_served: stats.requests_served(),
-            influx: self.config.influx_pushed(),
-            mqtt: self.config.mqtt_pushed(),
+            #[cfg(feature = "push")]
+            influx: self.config.push.influx.read(),
+            #[cfg(feature = "push")]
+            mqtt: self.config.push.mqtt.read(),
         };
         crate::debug!("sample took {} µs", took.as_micros());
         self.note_failures(&snapshot);
@@ -524,21 +509,19 @@ impl Sampler {
     pub fn publish(&mut self) -> Published {
         let snapshot = self.sample();
         self.seq += 1;
-        let published = Published::with_health(&snapshot, self.seq, Instant::now(), &self.degraded());
-        self.for_pushers(published, snapshot)
+        #[cfg(feature = "push")]
+        return self.for_pushers(snapshot);
+        #[cfg(not(feature = "push"))]
+        Published::with_health(&snapshot, self.seq, Instant::now(), &self.degraded())
     }
 
-    /// With a pusher on, `published` carries its `Snapshot` for it.
+    /// Serialises `snapshot`; with a pusher on, the `Published` carries it too.
     #[cfg(feature = "push")]
-    fn for_pushers(&self, mut published: Published, snapshot: Snapshot) -> Published {
+    fn for_pushers(&self, snapshot: Snapshot) -> Published {
+        let mut published = Published::with_health(&snapshot, self.seq, Instant::now(), &self.degraded());
         if self.config.push.any() {
             published.snapshot = Some(Arc::new(snapshot));
         }
-        published
-    }
-
-    #[cfg(not(feature = "push"))]
-    fn for_pushers(&self, published: Published, _: Snapshot) -> Published {
         published
     }
 

@@ -17,7 +17,10 @@ mod metrics;
 mod page;
 mod process;
 mod properties;
-// Against Linux servers (influxd, mosquitto, collectd), with the `push` feature.
+// Against Linux servers: the pull recipes (collectd, Home Assistant's templates;
+// every build) and the pushers (InfluxDB, MQTT; with the `push` feature).
+#[cfg(target_os = "linux")]
+mod pull;
 #[cfg(all(feature = "push", target_os = "linux"))]
 mod push;
 mod robustness;
@@ -26,6 +29,8 @@ mod robustness;
 #[cfg(procfs)]
 mod sampling;
 mod security;
+#[cfg(target_os = "linux")]
+mod servers;
 mod soak;
 mod support;
 #[cfg(windows)]

@@ -1,114 +1,28 @@
-//! Pushing and the pull recipes against the real servers (issue 13): InfluxDB 1.x
-//! (`influxd`), Mosquitto (`mosquitto`, `mosquitto_sub`), collectd's curl_json
-//! plugin, and Jinja2 rendering the README's Home Assistant templates. Each
-//! server is started here on 127.0.0.1 with a throw-away config and data
-//! directory and killed by its PID when the test ends, also on failure.
+//! Pushing against the real servers (issue 13; the `push` feature): InfluxDB 1.x
+//! (`influxd`) and Mosquitto (`mosquitto`, `mosquitto_sub`); the pull recipes
+//! are in `pull`, the helpers in `servers`. Each server is started here on
+//! 127.0.0.1 with a throw-away config and data directory and killed by its PID
+//! when the test ends, also on failure.
 //!
 //! A missing tool skips the test with a printed reason, except when `CI` is
 //! set, where it fails (`.ci/run` installs them). Under an emulator they are
 //! skipped: the native run covers them.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use miniserde::json::{self, Value};
 
 use crate::cli::{fluxstat, Running};
-use crate::support::{as_f64, as_str, as_u64, at, emulated, PATIENCE};
-
-/// The path of `tool`, or `None` (and why) when the test must be skipped.
-fn tool(name: &str) -> Option<PathBuf> {
-    let path = std::env::var("PATH").unwrap_or_default();
-    let found = path
-        .split(':')
-        .chain(["/usr/sbin", "/usr/bin", "/sbin"])
-        .map(|d| Path::new(d).join(name))
-        .find(|p| p.is_file());
-    if found.is_none() {
-        assert!(std::env::var_os("CI").is_none(), "CI is set but {name} is not installed (.ci/run installs it)");
-        eprintln!(
-            "skipping: {name} is not installed (apt-get install influxdb mosquitto mosquitto-clients collectd-core)"
-        );
-    }
-    found
-}
-
-fn skip_emulated() -> bool {
-    if emulated() {
-        eprintln!("skipping under the emulator: the native test run talks to the real servers");
-    }
-    emulated()
-}
-
-/// A throw-away directory, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("fluxstat-push-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A server process, killed by its PID when dropped.
-struct Daemon(Child);
-
-impl Daemon {
-    fn start(cmd: &mut Command) -> Daemon {
-        Daemon(cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start server"))
-    }
-
-    fn stop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
+use crate::servers::{http, metrics, skip_emulated, tool, wait_until, Daemon, TempDir};
+use crate::support::{as_f64, as_str, as_u64, at, PATIENCE};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port()
-}
-
-/// One HTTP/1.0 request: the status, the `ETag` and the body.
-fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> Option<(u16, Option<String>, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, PATIENCE).ok()?;
-    s.set_read_timeout(Some(PATIENCE)).ok()?;
-    let req = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n{body}", body.len());
-    s.write_all(req.as_bytes()).ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let (head, body) = out.split_once("\r\n\r\n")?;
-    let status = head.get(9..12)?.parse().ok()?;
-    let etag = head
-        .lines()
-        .find_map(|l| l.strip_prefix("ETag: ").or_else(|| l.strip_prefix("etag: ")))
-        .map(|v| v.trim_matches('"').to_owned());
-    Some((status, etag, body.to_owned()))
-}
-
-fn wait_until(what: &str, patience: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + patience;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// `%XX` for everything but unreserved characters.
@@ -166,13 +80,6 @@ fn copy_dir(from: &Path, to: &Path) {
             let _ = std::os::unix::fs::symlink(link, &target);
         }
     }
-}
-
-fn metrics(addr: SocketAddr) -> (Value, i64) {
-    let (status, etag, body) = http(addr, "GET", "/metrics", "").expect("GET /metrics");
-    assert_eq!(status, 200, "{body}");
-    let us = etag.and_then(|e| i64::from_str_radix(e.split('-').next()?, 16).ok()).expect("ETag with the sample time");
-    (json::from_str(&body).expect("JSON"), us)
 }
 
 fn counter(doc: &Value, pusher: &str, name: &str) -> u64 {
@@ -567,158 +474,6 @@ fn mqtt_discovery_state_will_and_broker_restart() {
     fx.signal("KILL");
     assert_eq!(sub.next_on(&format!("{base}/status")), "offline");
     assert!(broker.retained().contains(&(format!("{base}/status"), "offline".into())));
-}
-
-// ---- Pull recipes --------------------------------------------------------------
-
-/// fluxstat on the x86 fixture (constant memory, load and uptime figures).
-fn fixture_fluxstat() -> (Running, SocketAddr) {
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/x86");
-    let mut fx = Running::start(
-        fluxstat()
-            .args(["--listen", "127.0.0.1:0", "--interval", "1s"])
-            .arg("--procfs")
-            .arg(fixtures.join("proc"))
-            .arg("--sysfs")
-            .arg(fixtures.join("sys")),
-    );
-    let addr = fx.listening_addr();
-    (fx, addr)
-}
-
-/// collectd runs the shipped curl_json block against fluxstat and writes CSV;
-/// the values it wrote are the document's.
-#[test]
-fn collectd_curl_json_recipe_writes_the_documents_values() {
-    if skip_emulated() {
-        return;
-    }
-    let Some(collectd) = tool("collectd") else { return };
-    let dir = TempDir::new("collectd");
-    let (_fx, addr) = fixture_fluxstat();
-    let recipe =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/collectd/fluxstat.conf"))
-            .expect("recipe");
-    let recipe = recipe.replace("http://192.168.1.1:8001/metrics", &format!("http://{addr}/metrics"));
-    assert!(recipe.contains(&addr.to_string()), "the recipe's URL is the documented one");
-    let d = dir.0.display();
-    let config = format!(
-        "Hostname \"fluxtest\"\nFQDNLookup false\nInterval 1\nBaseDir \"{d}\"\nPIDFile \"{d}/collectd.pid\"\n\
-         TypesDB \"/usr/share/collectd/types.db\"\nLoadPlugin csv\n<Plugin csv>\n  DataDir \"{d}/csv\"\n  StoreRates false\n</Plugin>\n{recipe}"
-    );
-    let conf = dir.0.join("collectd.conf");
-    std::fs::write(&conf, config).expect("config");
-    let _collectd = Daemon::start(Command::new(collectd).arg("-f").arg("-C").arg(&conf));
-    let csv = dir.0.join("csv/fluxtest/curl_json-fluxstat");
-    // The newest value collectd wrote for a type instance.
-    let value = |prefix: &str| -> Option<f64> {
-        let file =
-            std::fs::read_dir(&csv).ok()?.flatten().find(|e| e.file_name().to_string_lossy().starts_with(prefix))?;
-        let text = std::fs::read_to_string(file.path()).ok()?;
-        text.lines().skip(1).last()?.split(',').nth(1)?.parse().ok()
-    };
-    let doc = metrics(addr).0;
-    let checks: &[(&str, &[&str])] = &[
-        ("percent-system-memory-memory_used_percentage-", &["system", "memory", "memory_used_percentage"]),
-        ("memory-system-memory-memory_used-", &["system", "memory", "memory_used"]),
-        ("percent-system-swap-swap_used_percentage-", &["system", "swap", "swap_used_percentage"]),
-        ("gauge-system-load-load_5-", &["system", "load", "load_5"]),
-        ("uptime-system-uptime-", &["system", "uptime"]),
-        ("temperature-system-temperature-coretemp_package_id_0-", &["system", "temperature", "coretemp_package_id_0"]),
-        ("total_bytes-system-network-enp3s0-rx_bytes-", &["system", "network", "enp3s0", "rx_bytes"]),
-    ];
-    wait_until("collectd's CSV values", Duration::from_secs(30), || checks.iter().all(|(p, _)| value(p).is_some()));
-    for (prefix, path) in checks {
-        let want = as_f64(at(&doc, path));
-        let got = value(prefix).expect("value");
-        assert!((got - want).abs() <= want.abs() * 1e-6, "{prefix}: collectd wrote {got}, /metrics says {want}");
-    }
-    assert!(value("percent-system-cpu-cpu_usage_percentage-").is_some_and(|c| (0.0..=100.0).contains(&c)));
-}
-
-/// The README's Home Assistant REST templates, rendered by Jinja2 against a real
-/// `/metrics` document, give the document's values.
-#[test]
-fn home_assistant_rest_templates_render_the_documents_values() {
-    if skip_emulated() {
-        return;
-    }
-    let Some(python) = tool("python3") else { return };
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let venv = root.join("target/push-venv");
-    let py = venv.join("bin/python");
-    let has_jinja = |p: &Path| {
-        Command::new(p).args(["-c", "import jinja2, yaml"]).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
-    };
-    if !has_jinja(&py) {
-        let made = Command::new(&python)
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-            && Command::new(venv.join("bin/pip"))
-                .args(["install", "-q", "jinja2", "pyyaml"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-        if !made || !has_jinja(&py) {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI is set but Jinja2 could not be installed into {}",
-                venv.display()
-            );
-            eprintln!(
-                "skipping: no venv with Jinja2 (python3 -m venv {0}; {0}/bin/pip install jinja2 pyyaml)",
-                venv.display()
-            );
-            return;
-        }
-    }
-    let dir = TempDir::new("jinja");
-    let (_fx, addr) = fixture_fluxstat();
-    let (_, _, body) = http(addr, "GET", "/metrics", "").expect("GET /metrics");
-    let doc: Value = json::from_str(&body).expect("JSON");
-    let file = dir.0.join("metrics.json");
-    std::fs::write(&file, &body).expect("write");
-    let out = Command::new(&py)
-        .arg(root.join("tests/tools/render_ha_templates.py"))
-        .arg(root.join("README.md"))
-        .arg(&file)
-        .output()
-        .expect("python");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let rendered: std::collections::BTreeMap<String, String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_once('\t').map(|(k, v)| (k.to_owned(), v.to_owned())))
-        .collect();
-    let num = |name: &str| -> f64 {
-        let v = rendered.get(name).unwrap_or_else(|| panic!("{name} not rendered: {rendered:?}"));
-        v.parse().unwrap_or_else(|_| panic!("{name} rendered {v:?}, not a number"))
-    };
-    let objects = |path: &[&str]| match at(&doc, path) {
-        Value::Object(o) => o.values().cloned().collect::<Vec<_>>(),
-        _ => panic!("{path:?}"),
-    };
-    assert_eq!(num("Pi CPU"), as_f64(at(&doc, &["system", "cpu", "cpu_usage_percentage"])));
-    assert_eq!(num("Pi memory used"), as_f64(at(&doc, &["system", "memory", "memory_used_percentage"])));
-    let root_disk =
-        objects(&["system", "disk", "disks"]).into_iter().find(|d| as_str(at(d, &["mount"])) == "/").expect("/");
-    assert_eq!(num("Pi root disk used"), as_f64(at(&root_disk, &["usage", "used_percentage"])));
-    assert_eq!(num("Pi load"), as_f64(at(&doc, &["system", "load", "load_1"])));
-    assert_eq!(num("Pi uptime"), as_f64(at(&doc, &["system", "uptime"])));
-    let hottest = objects(&["system", "temperature"]).iter().map(as_f64).fold(f64::MIN, f64::max);
-    assert_eq!(num("Pi hottest sensor"), hottest);
-    let download: f64 = objects(&["system", "network"])
-        .iter()
-        .filter_map(|i| match at(i, &["rx_bytes_per_second"]) {
-            Value::Null => None,
-            v => Some(as_f64(v)),
-        })
-        .sum();
-    assert_eq!(num("Pi download"), download);
-    assert_eq!(rendered.len(), 7, "{rendered:?}");
 }
 
 /// Credentials come from files and fail closed; TLS URLs are refused, not sent in clear.
