@@ -53,6 +53,14 @@ fn temperature(addr: std::net::SocketAddr) -> Value {
     at(&Client::connect(addr).get("/metrics").json(), &["system", "temperature"]).clone()
 }
 
+/// SIGTERM ends the process cleanly within the promised 2 s.
+fn term_ends_it_within_2s(run: &mut Running) {
+    run.signal("TERM");
+    let (code, took) = run.wait_exit();
+    assert_eq!(code, 0);
+    assert!(took < Duration::from_secs(2), "exit took {took:?}");
+}
+
 fn lines_with(run: &Running, needle: &str) -> usize {
     run.seen.iter().filter(|l| l.contains(needle)).count()
 }
@@ -108,10 +116,7 @@ fn a_blocking_sensor_neither_delays_start_up_nor_stalls_sampling() {
 
     run.line_with("temperature figures available again");
     assert_eq!(lines_with(&run, "temperature readers did not answer within"), 1, "one warning: {:?}", run.seen);
-    run.signal("TERM");
-    let (code, took) = run.wait_exit();
-    assert_eq!(code, 0);
-    assert!(took < Duration::from_secs(2), "exit took {took:?}");
+    term_ends_it_within_2s(&mut run);
     let _ = std::fs::remove_dir_all(&sys);
 }
 
@@ -186,10 +191,7 @@ fn sigterm_while_the_first_sample_is_taken_ends_the_process_within_2s() {
             .args(["--sysfs".as_ref(), sys.as_os_str()]),
     );
     run.line_with("taking the first sample");
-    run.signal("TERM");
-    let (code, took) = run.wait_exit();
-    assert_eq!(code, 0);
-    assert!(took < Duration::from_secs(2), "exit took {took:?}");
+    term_ends_it_within_2s(&mut run);
     let lines = run.all_lines();
     assert!(!lines.iter().any(|l| l.contains("listening on")), "it stopped before listening: {lines:?}");
     assert!(lines.iter().any(|l| l.contains("INFO received SIGTERM during start-up")), "{lines:?}");
@@ -205,10 +207,7 @@ fn sigterm_while_a_sensor_read_is_stuck_ends_the_process_within_2s() {
         Running::start(fluxstat().args(["--listen", "127.0.0.1:0"]).args(["--sysfs".as_ref(), sys.as_os_str()]));
     let addr = run.listening_addr();
     assert_eq!(health(addr).0, 503, "the sensor read is stuck");
-    run.signal("TERM");
-    let (code, took) = run.wait_exit();
-    assert_eq!(code, 0);
-    assert!(took < Duration::from_secs(2), "exit took {took:?}");
+    term_ends_it_within_2s(&mut run);
     let _ = std::fs::remove_dir_all(&sys);
 }
 
