@@ -11,6 +11,8 @@
 #                    -Cpanic=immediate-abort, no unwind tables, no Debug formatting
 #                    or panic locations)
 #   FLUXSTAT_ARTEFACT_RUSTFLAGS  more rustc flags for the artefacts
+#   FLUXSTAT_ARTEFACT_FEATURES   cargo features to build in, e.g. push (pushing
+#                    to InfluxDB and MQTT; off by default, over the armv7 size budget)
 #   TARGET           also x86_64-unknown-linux-musl, a static x86-64 build, and
 #                    x86_64-pc-windows-gnu (fluxstat-x86_64-pc-windows-gnu.exe, run
 #                    under wine)
@@ -48,6 +50,9 @@ cargo_args=(
     --config 'profile.release.panic="abort"'
     -Zbuild-std=std,panic_abort
 )
+if [[ -n ${FLUXSTAT_ARTEFACT_FEATURES:-} ]]; then
+    cargo_args+=(--features "$FLUXSTAT_ARTEFACT_FEATURES")
+fi
 if ((size_flags)); then
     cargo_args+=(-Zbuild-std-features=optimize_for_size)
     export EXTRA_RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Cforce-unwind-tables=no -Zfmt-debug=none -Zlocation-detail=none ${FLUXSTAT_ARTEFACT_RUSTFLAGS:-}"

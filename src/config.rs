@@ -12,6 +12,8 @@ use std::time::Duration;
 use crate::access::{self, Allowlist};
 use crate::glob::GlobList;
 use crate::log::Level;
+#[cfg(feature = "push")]
+use crate::push::net::Url;
 use crate::sample::disk::DiskFilter;
 use crate::sample::network::NetFilter;
 // This platform's defaults (Linux's, Windows' or macOS'): `sample` picks them.
@@ -202,8 +204,25 @@ pub struct Config {
     /// Where the bearer token is; read by `main` (a bad file is a runtime failure).
     pub token_file: Option<PathBuf>,
     pub allow_hosts: Vec<String>,
+    /// Pushing (`push`): the targets' URLs are checked here, their credential
+    /// files read by `main` (a bad file is a runtime failure).
+    #[cfg(feature = "push")]
+    pub push: PushOptions,
     /// Whether `/` serves the device page.
     pub page: bool,
+}
+
+/// The push options as given: URLs checked, credential files not yet read.
+#[cfg(feature = "push")]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PushOptions {
+    pub influx_url: Option<Url>,
+    pub influx_token_file: Option<PathBuf>,
+    pub mqtt_url: Option<Url>,
+    pub mqtt_credentials_file: Option<PathBuf>,
+    pub mqtt_discovery_prefix: String,
+    pub push_interval: Option<Duration>,
+    pub push_backlog: Option<usize>,
 }
 
 /// What the command line asks for.
@@ -336,6 +355,75 @@ const OPTIONS: &[Opt] = &[
     },
 ];
 
+/// The options of pushing (the `push` build feature).
+#[cfg(feature = "push")]
+const PUSH_OPTIONS: &[Opt] = &[
+    Opt {
+        name: "influx-url",
+        value: "URL",
+        default: "",
+        help: "Push each sample to InfluxDB as line protocol: http://HOST:8086/write?db=NAME (1.x) or http://HOST:8086/api/v2/write?org=ORG&bucket=BUCKET (2.x, 3.x). Plain HTTP; for HTTPS use a relay (README). Off by default.",
+    },
+    Opt {
+        name: "influx-token-file",
+        value: "PATH",
+        default: "",
+        help: "InfluxDB credentials, read from PATH: the API token for /api/v2/write, USER:PASSWORD for /write. An empty PATH is an error.",
+    },
+    Opt {
+        name: "mqtt",
+        value: "URL",
+        default: "",
+        help: "Publish each sample to an MQTT broker, mqtt://HOST[:1883], with Home Assistant discovery. Off by default.",
+    },
+    Opt {
+        name: "mqtt-credentials-file",
+        value: "PATH",
+        default: "",
+        help: "MQTT user name and password, read from PATH as USER:PASSWORD. An empty PATH is an error.",
+    },
+    Opt {
+        name: "mqtt-discovery-prefix",
+        value: "PREFIX",
+        default: "homeassistant",
+        help: "Topic prefix of Home Assistant's MQTT discovery.",
+    },
+    Opt {
+        name: "push-interval",
+        value: "DURATION",
+        default: "",
+        help: "Push one sample per DURATION instead of every sample (at least --interval).",
+    },
+    Opt {
+        name: "push-backlog",
+        value: "N",
+        default: "",
+        help: "Samples kept for InfluxDB while it is unreachable, oldest dropped first; default a minute's worth.",
+    },
+];
+
+/// Without the `push` feature, the push options' names: known, so that giving
+/// one (flag or variable) is a usage error rather than an option that does nothing.
+#[cfg(not(feature = "push"))]
+const PUSH_NAMES: &str =
+    "influx-url influx-token-file mqtt mqtt-credentials-file mqtt-discovery-prefix push-interval push-backlog";
+
+/// The answer to a push option in a build without pushing.
+#[cfg(not(feature = "push"))]
+const NO_PUSH: &str =
+    "this fluxstat was built without push support: build it with `cargo build --release --features push`";
+
+/// Every option this build knows.
+#[cfg(feature = "push")]
+fn options() -> impl Iterator<Item = &'static Opt> {
+    OPTIONS.iter().chain(PUSH_OPTIONS)
+}
+
+#[cfg(not(feature = "push"))]
+fn options() -> std::slice::Iter<'static, Opt> {
+    OPTIONS.iter()
+}
+
 /// The environment variable for an option: `FLUXSTAT_MAX_CONNECTIONS` for `max-connections`.
 pub fn env_name(option: &str) -> String {
     format!("FLUXSTAT_{}", option.to_ascii_uppercase().replace('-', "_"))
@@ -343,7 +431,16 @@ pub fn env_name(option: &str) -> String {
 
 /// `FLUXSTAT_*` variables that name no option: likely typos, worth a warning.
 pub fn unknown_env_vars(vars: impl Iterator<Item = String>) -> Vec<String> {
-    vars.filter(|k| k.starts_with("FLUXSTAT_") && !OPTIONS.iter().any(|o| env_name(o.name) == *k)).collect()
+    vars.filter(|k| k.starts_with("FLUXSTAT_") && !options().any(|o| env_name(o.name) == *k)).collect()
+}
+
+/// The error for `--name`, an option this build does not know.
+fn unknown_option(name: &str) -> ConfigError {
+    #[cfg(not(feature = "push"))]
+    if PUSH_NAMES.split(' ').any(|n| n == name) {
+        return ConfigError(format!("--{name}: {NO_PUSH}"));
+    }
+    ConfigError(format!("unknown option '--{name}' (see --help)"))
 }
 
 /// Parses the arguments (without the program name) and the environment.
@@ -369,10 +466,7 @@ pub fn parse(
             Some((n, v)) => (n, Some(v.to_owned())),
             None => (body, None),
         };
-        let opt = OPTIONS
-            .iter()
-            .find(|o| o.name == name)
-            .ok_or_else(|| ConfigError(format!("unknown option '--{name}' (see --help)")))?;
+        let opt = options().find(|o| o.name == name).ok_or_else(|| unknown_option(name))?;
         let value = match inline {
             Some(v) => v,
             None => args
@@ -394,7 +488,7 @@ pub fn parse(
     // The value of an option: the user's, else the default.
     let value = |name: &'static str| -> (String, String) {
         explicit(name).unwrap_or_else(|| {
-            let default = OPTIONS.iter().find(|o| o.name == name).map_or("", |o| o.default);
+            let default = options().find(|o| o.name == name).map_or("", |o| o.default);
             (default.to_owned(), format!("--{name}"))
         })
     };
@@ -510,6 +604,12 @@ pub fn parse(
     };
     let (v, src) = value("allow-host");
     let allow_hosts = access::parse_host_list(&v).map_err(|e| ConfigError(format!("{src}: {e}")))?;
+    #[cfg(feature = "push")]
+    let push = push_options(&explicit, &value, interval)?;
+    #[cfg(not(feature = "push"))]
+    if let Some(var) = PUSH_NAMES.split(' ').map(env_name).find(|v| env(v).is_some()) {
+        return Err(ConfigError(format!("{var}: {NO_PUSH}")));
+    }
     let (v, src) = value("page");
     let page = match v.trim() {
         "on" => true,
@@ -534,8 +634,89 @@ pub fn parse(
         allow,
         token_file,
         allow_hosts,
+        #[cfg(feature = "push")]
+        push,
         page,
     })))
+}
+
+/// The push options: URLs checked, credential files named (an empty path is an
+/// error, as for --token-file), and none without the pusher it belongs to.
+#[cfg(feature = "push")]
+fn push_options(
+    explicit: &dyn Fn(&'static str) -> Option<(String, String)>,
+    value: &dyn Fn(&'static str) -> (String, String),
+    interval: Duration,
+) -> Result<PushOptions, ConfigError> {
+    let file = |name: &'static str| -> Result<Option<PathBuf>, ConfigError> {
+        match explicit(name) {
+            None => Ok(None),
+            Some((v, src)) if v.trim().is_empty() => {
+                Err(ConfigError(format!("{src}: the path is empty; name the credentials file, or unset {src}")))
+            }
+            Some((v, _)) => Ok(Some(PathBuf::from(v))),
+        }
+    };
+    let url = |name: &'static str, scheme: &str, port: u16| -> Result<Option<Url>, ConfigError> {
+        match explicit(name) {
+            None => Ok(None),
+            Some((v, src)) if v.trim().is_empty() => {
+                Err(ConfigError(format!("{src}: the URL is empty; unset {src} to push nowhere")))
+            }
+            Some((v, src)) => {
+                if v.starts_with(&format!("{scheme}s://")) {
+                    return Err(ConfigError(format!(
+                        "{src}: '{v}': TLS is not built in; push plain {scheme}:// to a relay on the LAN (README, \"Send it somewhere\")"
+                    )));
+                }
+                Url::parse(v.trim(), scheme, port).map(Some).map_err(|e| ConfigError(format!("{src}: {e}")))
+            }
+        }
+    };
+    let influx_url = url("influx-url", "http", 8086)?;
+    if let Some(u) = &influx_url {
+        let src = explicit("influx-url").map(|(_, s)| s).unwrap_or_default();
+        crate::push::influx::Target::new(u.clone(), None).map_err(|e| ConfigError(format!("{src}: {e}")))?;
+    }
+    let influx_token_file = file("influx-token-file")?;
+    let mqtt_url = url("mqtt", "mqtt", 1883)?;
+    let mqtt_credentials_file = file("mqtt-credentials-file")?;
+    for (set, needs, name) in [
+        (influx_token_file.is_some(), influx_url.is_some(), "influx-token-file needs --influx-url"),
+        (mqtt_credentials_file.is_some(), mqtt_url.is_some(), "mqtt-credentials-file needs --mqtt"),
+    ] {
+        if set && !needs {
+            return Err(ConfigError(format!("--{name}")));
+        }
+    }
+    let (prefix, src) = value("mqtt-discovery-prefix");
+    if prefix.is_empty() || prefix.contains(['+', '#', '\0']) || prefix.starts_with('/') || prefix.ends_with('/') {
+        return Err(ConfigError(format!("{src}: '{prefix}' is not a topic prefix (e.g. homeassistant)")));
+    }
+    let push_interval = match explicit("push-interval") {
+        None => None,
+        Some((v, src)) => match parse_duration(&v) {
+            Ok(d) if d >= interval && d <= MAX_INTERVAL => Some(d),
+            Ok(_) => return Err(ConfigError(format!("{src}: '{v}' is outside --interval..1h"))),
+            Err(e) => return Err(ConfigError(format!("{src}: {e}"))),
+        },
+    };
+    let push_backlog = match explicit("push-backlog") {
+        None => None,
+        Some((v, src)) => match v.parse::<usize>() {
+            Ok(n) if (1..=100_000).contains(&n) => Some(n),
+            _ => return Err(ConfigError(format!("{src}: '{v}' is not a whole number from 1 to 100000"))),
+        },
+    };
+    Ok(PushOptions {
+        influx_url,
+        influx_token_file,
+        mqtt_url,
+        mqtt_credentials_file,
+        mqtt_discovery_prefix: prefix,
+        push_interval,
+        push_backlog,
+    })
 }
 
 /// `500ms`, `2s`, `1m`, `1h`: a whole number and a unit.
@@ -617,7 +798,7 @@ pub fn help() -> String {
          Usage: fluxstat [OPTIONS]\n\nOptions (each also from the environment variable shown; flags win):\n",
         env!("CARGO_PKG_VERSION")
     );
-    for o in OPTIONS {
+    for o in options() {
         s.push_str(&format!("  --{} {}\n      {}\n      [env: {}]", o.name, o.value, o.help, env_name(o.name)));
         if o.default.is_empty() {
             s.push_str(" [default: off]\n");
@@ -907,7 +1088,7 @@ mod tests {
         assert_eq!(p(&["--help"]), Ok(Action::Help));
         assert_eq!(p(&["--interval", "1s", "-V"]), Ok(Action::Version));
         let h = help();
-        for o in OPTIONS {
+        for o in options() {
             assert!(h.contains(&format!("--{}", o.name)) && h.contains(&env_name(o.name)), "{}", o.name);
         }
         assert!(h.contains("[default: 1s]"));

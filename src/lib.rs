@@ -12,6 +12,8 @@ pub mod glob;
 pub mod http;
 pub mod page;
 pub mod published;
+#[cfg(feature = "push")]
+pub mod push;
 pub mod sample;
 pub mod server;
 pub mod snapshot;

@@ -13,6 +13,8 @@ use smol::stream::StreamExt;
 
 use fluxstat::access::{self, Access, Allowlist, Hosts};
 use fluxstat::config::{self, Action, Config};
+#[cfg(feature = "push")]
+use fluxstat::push;
 use fluxstat::sample::{self, Roots, SamplerConfig};
 use fluxstat::server::{self, Settings, Stats};
 use fluxstat::{debug, error, info, log, socket, warn};
@@ -62,6 +64,10 @@ fn run(config: Config) -> Result<(), String> {
     #[cfg(windows)]
     let console = fluxstat::windows::console_events().map_err(|e| format!("cannot handle console events: {e}"))?;
 
+    #[cfg(feature = "push")]
+    let push_config = push_config(&config)?;
+    #[cfg(feature = "push")]
+    let push_counters = Arc::new(push::Counters::for_config(&push_config));
     let stats = Arc::new(Stats::default());
     let sampler = SamplerConfig {
         interval: config.interval,
@@ -71,6 +77,8 @@ fn run(config: Config) -> Result<(), String> {
         dhcp_leases: config.dhcp_leases.clone(),
         roots: Roots { procfs: config.procfs.clone(), sysfs: config.sysfs.clone(), ..Roots::default() },
         stats: Arc::clone(&stats),
+        #[cfg(feature = "push")]
+        push: Arc::clone(&push_counters),
     };
     // The first sample is taken on the sampler thread while this one waits for
     // it or for a signal, so that a signal ends start-up at once whatever a reader does.
@@ -110,22 +118,79 @@ fn run(config: Config) -> Result<(), String> {
         page: config.page,
     };
     #[cfg(not(windows))]
-    let shutdown = async move {
+    let signalled = async move {
         if let Some(Ok(signal)) = signals.next().await {
             info!("received {}, shutting down", signal_name(Some(signal)));
         }
     };
     // Ctrl-C, or a console event: Ctrl-Break, window closed, logoff, shutdown.
     #[cfg(windows)]
-    let shutdown = async move {
+    let signalled = async move {
         let name = fluxstat::windows::stop_requested(&mut signals, &console).await;
         info!("received {name}, shutting down");
     };
+    // The pushers ride in the shutdown task of the responder's executor: they
+    // wait on the reactor and are woken once per sample, cost nothing in
+    // between, and stop with it (no thread of their own). Stopping drops the
+    // MQTT connection without DISCONNECT, so the broker publishes the will.
+    #[cfg(feature = "push")]
+    let pushing =
+        push_config.is_on().then(|| push::run(push_config, Arc::clone(&latest), push_counters, config.interval));
+    #[cfg(feature = "push")]
+    let shutdown = async move {
+        match pushing {
+            Some(pushing) => push::beside(signalled, pushing).await,
+            None => signalled.await,
+        }
+    };
+    #[cfg(not(feature = "push"))]
+    let shutdown = signalled;
     server::run(listeners, latest, settings, stats, shutdown).map_err(|e| format!("server failed: {e}"))?;
     info!("stopped");
     #[cfg(windows)]
     fluxstat::windows::stopped();
     Ok(())
+}
+
+/// The pushers' configuration: reads the credential files (a failure is a
+/// runtime error, exit 1).
+#[cfg(feature = "push")]
+fn push_config(config: &Config) -> Result<push::PushConfig, String> {
+    let o = &config.push;
+    let influx = match &o.influx_url {
+        None => None,
+        Some(url) => {
+            let secret = o
+                .influx_token_file
+                .as_deref()
+                .map(|p| push::net::read_secret(p, "InfluxDB credentials"))
+                .transpose()?;
+            let target = push::influx::Target::new(url.clone(), secret.as_deref())?;
+            info!("pushing to InfluxDB at {}{}", url.authority(), url.path_and_query.split('?').next().unwrap_or(""));
+            Some(target)
+        }
+    };
+    let mqtt = match &o.mqtt_url {
+        None => None,
+        Some(url) => {
+            let credentials = match o.mqtt_credentials_file.as_deref() {
+                None => None,
+                Some(p) => {
+                    let text = push::net::read_secret(p, "MQTT credentials")?;
+                    let (user, password) = text
+                        .split_once(':')
+                        .ok_or_else(|| format!("{}: the MQTT credentials are USER:PASSWORD", p.display()))?;
+                    Some((user.to_owned(), password.to_owned()))
+                }
+            };
+            info!("publishing to MQTT at {}", url.authority());
+            Some(push::mqtt::Target { url: url.clone(), credentials, prefix: o.mqtt_discovery_prefix.clone() })
+        }
+    };
+    if influx.is_none() && mqtt.is_none() && (o.push_interval.is_some() || o.push_backlog.is_some()) {
+        warn!("--push-interval and --push-backlog have no effect without --influx-url or --mqtt");
+    }
+    Ok(push::PushConfig { influx, mqtt, every: o.push_interval, backlog: o.push_backlog })
 }
 
 #[cfg(not(windows))]

@@ -16,6 +16,9 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "push")]
+use crate::push::signal::Signal;
+
 use crate::http::Entity;
 use crate::snapshot::Snapshot;
 use crate::wire;
@@ -34,6 +37,10 @@ pub struct Published {
     pub healthy: bool,
     /// `/health`'s answer once the sample is stale.
     pub health_stale: Entity,
+    /// The sample itself, kept only when something pushes it (`push`): the
+    /// pushers encode it into their own protocols on the executor.
+    #[cfg(feature = "push")]
+    pub snapshot: Option<Arc<Snapshot>>,
 }
 
 impl Published {
@@ -57,6 +64,8 @@ impl Published {
             health_fresh: Entity::json(health_fresh, None),
             healthy: degraded.is_empty(),
             health_stale: Entity::json(wire::health_body(503, "Last sample is stale", at, &unavailable), None),
+            #[cfg(feature = "push")]
+            snapshot: None,
         }
     }
 
@@ -71,11 +80,17 @@ impl Published {
     }
 }
 
-/// The slot holding the current `Published`.
+/// The slot holding the current `Published`, and the pushers waiting for the next.
 #[derive(Debug)]
-pub struct Latest(Mutex<Arc<Published>>);
+pub struct Latest(Mutex<Arc<Published>>, #[cfg(feature = "push")] Mutex<Vec<Arc<Signal>>>);
 
 impl Latest {
+    #[cfg(feature = "push")]
+    pub fn new(first: Published) -> Latest {
+        Latest(Mutex::new(Arc::new(first)), Mutex::default())
+    }
+
+    #[cfg(not(feature = "push"))]
     pub fn new(first: Published) -> Latest {
         Latest(Mutex::new(Arc::new(first)))
     }
@@ -89,5 +104,19 @@ impl Latest {
         let next = Arc::new(next);
         // The old value is dropped after the guard, outside the lock.
         let _old = std::mem::replace(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner), next);
+        // Wake the pushers (none unless configured); never blocks.
+        #[cfg(feature = "push")]
+        for watcher in self.1.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+            watcher.notify();
+        }
+    }
+
+    /// A wake-up after each `store`, for a consumer on the executor (a pusher).
+    /// The responder never watches: it loads on request.
+    #[cfg(feature = "push")]
+    pub fn watch(&self) -> Arc<Signal> {
+        let signal = Arc::new(Signal::default());
+        self.1.lock().unwrap_or_else(PoisonError::into_inner).push(Arc::clone(&signal));
+        signal
     }
 }

@@ -146,6 +146,26 @@ pub struct Own {
     pub cpu_time_ms: Option<u64>,
     pub connections_open: u64,
     pub requests_served: u64,
+    /// The InfluxDB pusher's counters; `None` when it is off.
+    #[cfg(feature = "push")]
+    pub influx: Option<Pushed>,
+    /// The MQTT pusher's counters; `None` when it is off.
+    #[cfg(feature = "push")]
+    pub mqtt: Option<Pushed>,
+}
+
+/// What one pusher did since start, in samples.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pushed {
+    /// Samples the server accepted.
+    pub sent: u64,
+    /// Attempts that failed (connection refused or lost, timeout, an error status).
+    pub failed: u64,
+    /// Samples given up: pushed out of a full backlog, or refused by the server
+    /// as malformed (4xx), or not published while the broker was away.
+    pub dropped: u64,
+    /// Samples waiting in the backlog now.
+    pub queued: u64,
 }
 
 /// CPU usage over the last sample window.

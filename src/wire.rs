@@ -10,6 +10,8 @@ use std::borrow::Cow;
 use miniserde::ser::{Fragment, Map};
 use miniserde::{json, Serialize};
 
+#[cfg(feature = "push")]
+use crate::snapshot::Pushed;
 use crate::snapshot::{
     BlockDevice, Conntrack, CoreFrequency, Counters, Cpu, Disk, Fan, FlashWear, Host, Interface, Load, Memory, Own,
     Power, Radio, Sensor, Snapshot, Swap,
@@ -395,6 +397,40 @@ struct FluxstatJson {
     cpu_time_ms: Option<u64>,
     connections_open: u64,
     requests_served: u64,
+    push: PushJson,
+}
+
+/// The pushers' counters: `null` for a pusher that is off.
+#[cfg(feature = "push")]
+#[derive(Serialize)]
+struct PushJson {
+    influx: Option<PushedJson>,
+    mqtt: Option<PushedJson>,
+}
+
+/// Without the `push` feature: both pushers off, always `null` (the same
+/// document shape for every build, at the least code).
+#[cfg(not(feature = "push"))]
+#[derive(Serialize)]
+struct PushJson {
+    influx: Option<u64>,
+    mqtt: Option<u64>,
+}
+
+#[cfg(feature = "push")]
+#[derive(Serialize)]
+struct PushedJson {
+    sent: u64,
+    failed: u64,
+    dropped: u64,
+    queued: u64,
+}
+
+#[cfg(feature = "push")]
+impl From<&Pushed> for PushedJson {
+    fn from(p: &Pushed) -> Self {
+        PushedJson { sent: p.sent, failed: p.failed, dropped: p.dropped, queued: p.queued }
+    }
 }
 
 impl From<&Own> for FluxstatJson {
@@ -407,6 +443,13 @@ impl From<&Own> for FluxstatJson {
             cpu_time_ms: o.cpu_time_ms,
             connections_open: o.connections_open,
             requests_served: o.requests_served,
+            #[cfg(feature = "push")]
+            push: PushJson {
+                influx: o.influx.as_ref().map(PushedJson::from),
+                mqtt: o.mqtt.as_ref().map(PushedJson::from),
+            },
+            #[cfg(not(feature = "push"))]
+            push: PushJson { influx: None, mqtt: None },
         }
     }
 }

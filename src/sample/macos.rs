@@ -377,6 +377,10 @@ mod sampler {
                 cpu_time_ms,
                 connections_open: stats.open.load(Ordering::Relaxed) as u64,
                 requests_served: stats.requests.load(Ordering::Relaxed),
+                #[cfg(feature = "push")]
+                influx: self.config.push.influx.read(),
+                #[cfg(feature = "push")]
+                mqtt: self.config.push.mqtt.read(),
             };
             self.note_failures(&snapshot);
             snapshot

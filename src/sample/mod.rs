@@ -182,6 +182,10 @@ pub struct SamplerConfig {
     pub roots: Roots,
     /// The responder's counters, reported in the document's `fluxstat` section.
     pub stats: Arc<Stats>,
+    /// The pushers' counters, likewise; with a pusher on, each `Published`
+    /// carries its `Snapshot` for them.
+    #[cfg(feature = "push")]
+    pub push: Arc<crate::push::Counters>,
 }
 
 impl SamplerConfig {
@@ -194,6 +198,8 @@ impl SamplerConfig {
             dhcp_leases: Vec::new(),
             roots: Roots::default(),
             stats: Arc::default(),
+            #[cfg(feature = "push")]
+            push: Arc::default(),
         }
     }
 }
@@ -398,6 +404,10 @@ impl Sampler {
             cpu_time_ms: own.cpu_time_ms(),
             connections_open: stats.open.load(Ordering::Relaxed) as u64,
             requests_served: stats.requests_served(),
+            #[cfg(feature = "push")]
+            influx: self.config.push.influx.read(),
+            #[cfg(feature = "push")]
+            mqtt: self.config.push.mqtt.read(),
         };
         crate::debug!("sample took {} µs", took.as_micros());
         self.note_failures(&snapshot);
@@ -499,7 +509,20 @@ impl Sampler {
     pub fn publish(&mut self) -> Published {
         let snapshot = self.sample();
         self.seq += 1;
+        #[cfg(feature = "push")]
+        return self.for_pushers(snapshot);
+        #[cfg(not(feature = "push"))]
         Published::with_health(&snapshot, self.seq, Instant::now(), &self.degraded())
+    }
+
+    /// Serialises `snapshot`; with a pusher on, the `Published` carries it too.
+    #[cfg(feature = "push")]
+    fn for_pushers(&self, snapshot: Snapshot) -> Published {
+        let mut published = Published::with_health(&snapshot, self.seq, Instant::now(), &self.degraded());
+        if self.config.push.any() {
+            published.snapshot = Some(Arc::new(snapshot));
+        }
+        published
     }
 
     /// Logs once when a family starts failing (or its cause changes) and once when

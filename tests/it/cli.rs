@@ -167,6 +167,32 @@ fn version_and_help() {
     ] {
         assert!(help.contains(flag), "help lacks {flag}");
     }
+    // The push options are listed only by a build that has them.
+    assert_eq!(help.contains("--influx-url"), cfg!(feature = "push"), "{help}");
+    assert_eq!(help.contains("FLUXSTAT_MQTT"), cfg!(feature = "push"), "{help}");
+}
+
+/// Without the `push` feature, a push option (flag or variable) is a usage error
+/// that says how to get a build with pushing, never an option that does nothing.
+#[cfg(not(feature = "push"))]
+#[test]
+fn push_options_need_the_push_feature() {
+    let why = "this fluxstat was built without push support: build it with `cargo build --release --features push`";
+    for name in [
+        "influx-url",
+        "influx-token-file",
+        "mqtt",
+        "mqtt-credentials-file",
+        "mqtt-discovery-prefix",
+        "push-interval",
+        "push-backlog",
+    ] {
+        let flag = format!("--{name}");
+        expect_usage_error(&[&flag, "x"], &[], &format!("{flag}: {why}"));
+        expect_usage_error(&[&format!("{flag}=http://127.0.0.1:1/write?db=x")], &[], &format!("{flag}: {why}"));
+        let var = format!("FLUXSTAT_{}", name.to_ascii_uppercase().replace('-', "_"));
+        expect_usage_error(&["--listen", "127.0.0.1:0"], &[(&var, "x")], &format!("{var}: {why}"));
+    }
 }
 
 #[test]

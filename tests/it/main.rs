@@ -17,12 +17,20 @@ mod metrics;
 mod page;
 mod process;
 mod properties;
+// Against Linux servers: the pull recipes (collectd, Home Assistant's templates;
+// every build) and the pushers (InfluxDB, MQTT; with the `push` feature).
+#[cfg(target_os = "linux")]
+mod pull;
+#[cfg(all(feature = "push", target_os = "linux"))]
+mod push;
 mod robustness;
 // Sensor readers under a deadline, FIFOs, SIGTERM, procfs misses: Linux-only
 // (cross/windows/skipped-tests).
 #[cfg(procfs)]
 mod sampling;
 mod security;
+#[cfg(target_os = "linux")]
+mod servers;
 mod soak;
 mod support;
 #[cfg(windows)]

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 use fluxstat::published::{Latest, Published};
 use fluxstat::sample::{self, SamplerConfig};
 use fluxstat::server::{self, Settings, Stats};
+#[cfg(feature = "push")]
+use fluxstat::snapshot::Pushed;
 use fluxstat::snapshot::{
     BlockDevice, Conntrack, CoreFrequency, Counters, Cpu, Disk, DiskUsage, Fan, FlashWear, Host, Inodes, Interface,
     Load, Memory, Own, Power, Radio, Sensor, Snapshot, Swap,
@@ -132,6 +134,10 @@ pub fn fixed_snapshot() -> Snapshot {
             cpu_time_ms: Some(1234),
             connections_open: 3,
             requests_served: 56_789,
+            #[cfg(feature = "push")]
+            influx: Some(Pushed { sent: 1200, failed: 3, dropped: 0, queued: 2 }),
+            #[cfg(feature = "push")]
+            mqtt: None,
         },
         taken_at_us: 1_664_648_079_682_011,
     }

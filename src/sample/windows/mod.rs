@@ -111,6 +111,10 @@ impl Sampler {
             cpu_time_ms: own::cpu_time_ms(),
             connections_open: stats.open.load(Ordering::Relaxed) as u64,
             requests_served: stats.requests.load(Ordering::Relaxed),
+            #[cfg(feature = "push")]
+            influx: self.config.push.influx.read(),
+            #[cfg(feature = "push")]
+            mqtt: self.config.push.mqtt.read(),
         };
         crate::debug!("sample took {} µs", took.as_micros());
         self.note_failures(&snapshot);

@@ -1,0 +1,281 @@
+//! The InfluxDB pusher: each sample (or one every `--push-interval`) as line
+//! protocol into a bounded backlog, sent oldest first by one HTTP/1.1 POST per
+//! batch over a kept-alive connection, with back-off while the database is away.
+//!
+//! The 1.x API (`/write?db=…`, optional `USER:PASSWORD` as Basic auth) or the
+//! 2.x/3.x API (`/api/v2/write?org=…&bucket=…`, `Authorization: Token …`) is
+//! chosen by the URL's path. A 2xx drops the batch from the backlog as sent; a
+//! 400 or 413 (data the server will never take) drops it as dropped; anything
+//! else (no connection, timeout, 5xx, 401/403/404 while a database is being set
+//! up) keeps it and retries after a doubling delay.
+
+use std::cell::RefCell;
+use std::net::TcpStream;
+use std::sync::Arc;
+
+use smol::io::{AsyncReadExt, AsyncWriteExt};
+use smol::{Async, Timer};
+
+use super::backlog::Backlog;
+use super::net::{self, Backoff, Url};
+use super::{Channel, Samples};
+
+/// The largest body one POST carries (the backlog is sent in batches).
+const MAX_BODY: usize = 256 * 1024;
+/// The most of an answer read: its head, and a body kept for the log.
+const MAX_HEAD: usize = 8 * 1024;
+const MAX_BODY_READ: usize = 64 * 1024;
+
+/// Where to write and how to authenticate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub url: Url,
+    /// The value of the `Authorization` header, from the credentials file.
+    pub authorization: Option<String>,
+}
+
+impl Target {
+    /// Checks the URL's path: `/write?db=…` (1.x) or `/api/v2/write?…bucket=…` (2.x).
+    pub fn new(url: Url, secret: Option<&str>) -> Result<Target, String> {
+        let (path, query) = url.path_and_query.split_once('?').unwrap_or((&url.path_and_query, ""));
+        let has =
+            |k: &str| query.split('&').any(|kv| kv.strip_prefix(k).is_some_and(|v| v.starts_with('=') && v.len() > 1));
+        let v2 =
+            match path.trim_end_matches('/') {
+                p if p.ends_with("/api/v2/write") => true,
+                p if p.ends_with("/write") => false,
+                _ => return Err(
+                    "the path must be /write?db=NAME (InfluxDB 1.x) or /api/v2/write?org=ORG&bucket=BUCKET (2.x, 3.x)"
+                        .into(),
+                ),
+            };
+        if v2 && !has("bucket") {
+            return Err("/api/v2/write needs ?bucket=NAME (and org=ORG for InfluxDB 2.x)".into());
+        }
+        if !v2 && !has("db") {
+            return Err("/write needs ?db=NAME".into());
+        }
+        let authorization = match secret {
+            None => None,
+            Some(s) if v2 => Some(format!("Token {s}")),
+            Some(s) if s.contains(':') => Some(format!("Basic {}", base64(s.as_bytes()))),
+            Some(_) => return Err("for /write (InfluxDB 1.x) the credentials file holds USER:PASSWORD".into()),
+        };
+        Ok(Target { url, authorization })
+    }
+}
+
+/// Runs forever: the collector queues samples, the sender drains the backlog.
+pub async fn run(target: Target, samples: Samples, capacity: usize, counters: Arc<Channel>) {
+    let backlog = RefCell::new(Backlog::new(capacity));
+    let kick = super::signal::Signal::default();
+    let collect = async {
+        let mut samples = samples;
+        while let Some(snapshot) = samples.next().await {
+            let mut text = String::new();
+            super::line::encode(&snapshot, &mut text);
+            let mut b = backlog.borrow_mut();
+            counters.add_dropped(b.push(text.into_bytes()));
+            counters.set_queued(b.len());
+            drop(b);
+            kick.notify();
+        }
+    };
+    let send = async {
+        let mut conn: Option<Async<TcpStream>> = None;
+        let mut backoff = Backoff::default();
+        let mut failing = false;
+        loop {
+            let (body, n) = backlog.borrow().front(MAX_BODY);
+            if n == 0 {
+                kick.wait().await;
+                continue;
+            }
+            let outcome = post(&target, &mut conn, &body).await;
+            match outcome {
+                Ok((status, _)) if (200..300).contains(&status) => {
+                    counters.add_sent(n as u64);
+                    backlog.borrow_mut().pop(n);
+                    backoff.reset();
+                    if failing {
+                        crate::info!("InfluxDB push works again");
+                        failing = false;
+                    }
+                }
+                Ok((status @ (400 | 413), text)) => {
+                    crate::warn!("InfluxDB refused {n} samples for good ({status}): {text}");
+                    counters.add_dropped(n as u64);
+                    backlog.borrow_mut().pop(n);
+                }
+                other => {
+                    counters.add_failed();
+                    let why = match other {
+                        Ok((status, text)) => format!("status {status}: {text}"),
+                        Err(e) => e.to_string(),
+                    };
+                    let wait = backoff.delay();
+                    if !failing {
+                        crate::warn!("InfluxDB push failed ({why}); keeping up to {capacity} samples, retrying");
+                        failing = true;
+                    } else {
+                        crate::debug!("InfluxDB push failed ({why}); retrying in {} s", wait.as_secs());
+                    }
+                    conn = None;
+                    Timer::after(wait).await;
+                }
+            }
+            counters.set_queued(backlog.borrow().len());
+        }
+    };
+    smol::future::or(collect, send).await;
+}
+
+/// One POST; on a kept-alive connection that turns out closed, once more on a
+/// fresh one. The status and the start of the body.
+async fn post(target: &Target, conn: &mut Option<Async<TcpStream>>, body: &[u8]) -> std::io::Result<(u16, String)> {
+    let mut head = format!(
+        "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: fluxstat/{}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n",
+        target.url.path_and_query,
+        target.url.authority(),
+        env!("CARGO_PKG_VERSION"),
+        body.len()
+    );
+    if let Some(a) = &target.authorization {
+        head.push_str(&format!("Authorization: {a}\r\n"));
+    }
+    head.push_str("\r\n");
+    // One write for head and body: one segment and one system call per batch.
+    let mut request = head.into_bytes();
+    request.extend_from_slice(body);
+    for attempt in 0..2 {
+        let reused = conn.is_some();
+        let mut stream = match conn.take() {
+            Some(s) => s,
+            None => net::connect(&target.url).await?,
+        };
+        let result = net::within(async {
+            stream.write_all(&request).await?;
+            read_answer(&mut stream).await
+        })
+        .await;
+        match result {
+            Ok((status, text, keep)) => {
+                if keep {
+                    *conn = Some(stream);
+                }
+                return Ok((status, text));
+            }
+            Err(e) if reused && attempt == 0 && e.kind() != std::io::ErrorKind::TimedOut => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::other("no answer"))
+}
+
+/// Reads one answer: the status, the start of the body, and whether the
+/// connection can carry the next request.
+async fn read_answer(stream: &mut Async<TcpStream>) -> std::io::Result<(u16, String, bool)> {
+    let bad = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_owned());
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        if buf.len() > MAX_HEAD {
+            return Err(bad("answer head too large"));
+        }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed before an answer"));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or("");
+    let status: u16 = status_line
+        .strip_prefix("HTTP/1.")
+        .and_then(|r| r.get(2..5))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("not an HTTP/1.x answer"))?;
+    let (mut length, mut keep, mut chunked) = (None, true, false);
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else { continue };
+        let value = value.trim();
+        match name.trim().to_ascii_lowercase().as_str() {
+            "content-length" => length = value.parse::<usize>().ok(),
+            "connection" if value.eq_ignore_ascii_case("close") => keep = false,
+            "transfer-encoding" => chunked = true,
+            _ => {}
+        }
+    }
+    let mut body = buf[head_end..].to_vec();
+    let length = match (status, length) {
+        (204 | 304, _) => 0,
+        (_, Some(n)) if !chunked && n <= MAX_BODY_READ => n,
+        // Chunked or unbounded: keep what came, do not reuse the connection.
+        _ => {
+            keep = false;
+            body.len()
+        }
+    };
+    while body.len() < length {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "answer cut short"));
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    if body.len() > length {
+        keep = false;
+    }
+    let text: String = String::from_utf8_lossy(&body).chars().take(200).collect();
+    Ok((status, text.trim().to_owned(), keep))
+}
+
+/// Standard base64 with padding, for Basic authentication.
+fn base64(input: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ABC[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_table() {
+        for (i, o) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("user:pa ss", "dXNlcjpwYSBzcw==")] {
+            assert_eq!(base64(i.as_bytes()), o);
+        }
+    }
+
+    #[test]
+    fn the_api_is_chosen_by_the_path() {
+        let url = |s: &str| Url::parse(s, "http", 8086).expect("url");
+        let t = Target::new(url("http://h/api/v2/write?org=o&bucket=b"), Some("tok")).expect("v2");
+        assert_eq!(t.authorization.as_deref(), Some("Token tok"));
+        let t = Target::new(url("http://h/write?db=x"), Some("u:p")).expect("v1");
+        assert_eq!(t.authorization.as_deref(), Some("Basic dTpw"));
+        assert!(Target::new(url("http://h/write?db=x"), None).expect("v1").authorization.is_none());
+        for bad in
+            ["http://h/", "http://h/write", "http://h/write?db=", "http://h/api/v2/write?org=o", "http://h/query?db=x"]
+        {
+            assert!(Target::new(url(bad), None).is_err(), "{bad}");
+        }
+        assert!(Target::new(url("http://h/write?db=x"), Some("token-without-colon")).is_err());
+    }
+}

@@ -1,0 +1,342 @@
+//! The MQTT pusher: an MQTT 3.1.1 client that only publishes (CONNECT with a
+//! last will, PUBLISH at QoS 0, PINGREQ), and the loop that keeps it connected.
+//!
+//! On each connect it publishes `online` to the availability topic, every
+//! discovery config (retained) and the latest state; then the state of each
+//! sample it takes, new configs when an entity appears, and an empty retained
+//! config when one goes (a disk unmounted, a sensor gone). The will, retained,
+//! says `offline`: the broker publishes it when fluxstat stops (the connection
+//! is closed without DISCONNECT, on purpose) or the link drops (keep-alive 60 s).
+//!
+//! While the broker is away only the newest sample is kept (Home Assistant
+//! shows current values, not history): the ones it replaces count as dropped.
+//! Reconnects back off from 1 s to 60 s.
+//!
+//! QoS 0 throughout: TCP delivers in order while the connection lives, and every
+//! reconnect publishes the configs and state again, which is what QoS 1's
+//! redelivery would buy at the cost of tracking acknowledgements.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeSet;
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use smol::io::{AsyncReadExt, AsyncWriteExt};
+use smol::{future, Timer};
+
+use super::net::{self, Backoff, Url};
+use super::{ha, Channel, Samples};
+use crate::snapshot::Snapshot;
+
+/// Keep-alive announced in CONNECT; a PINGREQ goes every half of it.
+const KEEP_ALIVE: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub url: Url,
+    /// `USER:PASSWORD` from the credentials file.
+    pub credentials: Option<(String, String)>,
+    /// Discovery prefix, `homeassistant` by default.
+    pub prefix: String,
+}
+
+// ---- The encoder -------------------------------------------------------------
+
+/// Appends MQTT's variable-length "remaining length".
+fn remaining_length(out: &mut Vec<u8>, mut n: usize) {
+    loop {
+        let mut byte = (n % 128) as u8;
+        n /= 128;
+        if n > 0 {
+            byte |= 0x80;
+        }
+        out.push(byte);
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+/// Appends a length-prefixed string or binary field.
+fn field(out: &mut Vec<u8>, data: &[u8]) {
+    let len = u16::try_from(data.len()).unwrap_or(u16::MAX);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&data[..usize::from(len)]);
+}
+
+fn packet(first: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + 5);
+    out.push(first);
+    remaining_length(&mut out, body.len());
+    out.extend_from_slice(body);
+    out
+}
+
+/// The will of a CONNECT: topic, payload, retained, at QoS 1 (the broker stores
+/// and delivers it; nothing for the client to acknowledge).
+pub struct Will<'a> {
+    pub topic: &'a str,
+    pub payload: &'a [u8],
+}
+
+/// CONNECT with a clean session, a will, optional user name and password.
+pub fn connect(client_id: &str, keep_alive: u16, will: &Will, credentials: Option<(&str, &str)>) -> Vec<u8> {
+    let mut flags = 0x02 | 0x04 | (1 << 3) | 0x20; // clean session, will at QoS 1, retained
+    if credentials.is_some() {
+        flags |= 0x80 | 0x40;
+    }
+    let mut body = Vec::new();
+    field(&mut body, b"MQTT");
+    body.push(4); // protocol level: 3.1.1
+    body.push(flags);
+    body.extend_from_slice(&keep_alive.to_be_bytes());
+    field(&mut body, client_id.as_bytes());
+    field(&mut body, will.topic.as_bytes());
+    field(&mut body, will.payload);
+    if let Some((user, password)) = credentials {
+        field(&mut body, user.as_bytes());
+        field(&mut body, password.as_bytes());
+    }
+    packet(0x10, &body)
+}
+
+/// PUBLISH at QoS 0.
+pub fn publish(topic: &str, payload: &[u8], retain: bool) -> Vec<u8> {
+    let mut body = Vec::with_capacity(topic.len() + payload.len() + 2);
+    field(&mut body, topic.as_bytes());
+    body.extend_from_slice(payload);
+    packet(0x30 | u8::from(retain), &body)
+}
+
+pub const PINGREQ: [u8; 2] = [0xc0, 0x00];
+
+/// The return code of a CONNACK (`20 02 flags code`), or why it is not one.
+pub fn connack(bytes: &[u8; 4]) -> Result<u8, String> {
+    if bytes[0] != 0x20 || bytes[1] != 0x02 {
+        return Err(format!("not a CONNACK: {bytes:02x?}"));
+    }
+    Ok(bytes[3])
+}
+
+fn refusal(code: u8) -> &'static str {
+    match code {
+        1 => "unacceptable protocol version",
+        2 => "client identifier rejected",
+        3 => "server unavailable",
+        4 => "bad user name or password",
+        5 => "not authorised",
+        _ => "refused",
+    }
+}
+
+// ---- The client --------------------------------------------------------------
+
+/// Runs forever: keeps a connection and publishes each sample taken.
+pub async fn run(target: Target, samples: Samples, every: Duration, counters: Arc<Channel>) {
+    let pending: RefCell<Option<Arc<Snapshot>>> = RefCell::new(None);
+    let kick = super::signal::Signal::default();
+    let collect = async {
+        let mut samples = samples;
+        while let Some(s) = samples.next().await {
+            if pending.borrow_mut().replace(s).is_some() {
+                counters.add_dropped(1);
+            }
+            counters.set_queued(1);
+            kick.notify();
+        }
+    };
+    let connection = async {
+        // Config topics retained at the broker by this process, kept across
+        // reconnects so that an entity that went meanwhile is still removed.
+        let mut retained: BTreeSet<String> = BTreeSet::new();
+        let mut last: Option<Arc<Snapshot>> = None;
+        let mut backoff = Backoff::default();
+        let mut failing = false;
+        loop {
+            while last.is_none() {
+                last = pending.borrow().clone();
+                if last.is_none() {
+                    kick.wait().await;
+                }
+            }
+            let Some(first) = last.clone() else { continue };
+            let session = Session { target: &target, every, counters: &counters, pending: &pending, kicked: &kick };
+            match session.run(&first, &mut retained, &mut last, &mut backoff).await {
+                Ok(()) => {}
+                Err(e) => {
+                    counters.add_failed();
+                    let wait = backoff.delay();
+                    if !failing {
+                        crate::warn!("MQTT: {e}; reconnecting with back-off");
+                    } else {
+                        crate::debug!("MQTT: {e}; reconnecting in {} s", wait.as_secs());
+                    }
+                    failing = true;
+                    Timer::after(wait).await;
+                    continue;
+                }
+            }
+            failing = false;
+        }
+    };
+    future::or(collect, connection).await;
+}
+
+struct Session<'a> {
+    target: &'a Target,
+    every: Duration,
+    counters: &'a Channel,
+    pending: &'a RefCell<Option<Arc<Snapshot>>>,
+    kicked: &'a super::signal::Signal,
+}
+
+impl Session<'_> {
+    /// One connection, until it fails.
+    async fn run(
+        &self,
+        first: &Snapshot,
+        retained: &mut BTreeSet<String>,
+        last: &mut Option<Arc<Snapshot>>,
+        backoff: &mut Backoff,
+    ) -> io::Result<()> {
+        let node = ha::node(first);
+        let status = format!("fluxstat/{node}/status");
+        let stream = net::connect(&self.target.url).await?;
+        let creds = self.target.credentials.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
+        let hello = connect(
+            &format!("fluxstat-{node}"),
+            KEEP_ALIVE.as_secs() as u16,
+            &Will { topic: &status, payload: b"offline" },
+            creds,
+        );
+        let mut w = &stream;
+        let mut r = &stream;
+        net::within(w.write_all(&hello)).await?;
+        let mut ack = [0u8; 4];
+        net::within(r.read_exact(&mut ack)).await?;
+        let code = connack(&ack).map_err(io::Error::other)?;
+        if code != 0 {
+            return Err(io::Error::other(format!("the broker refused the connection: {}", refusal(code))));
+        }
+        crate::info!("MQTT: connected to {}, publishing under fluxstat/{node}", self.target.url.authority());
+        backoff.reset();
+        // On reconnect, the newest sample is published again even if sent before.
+        if self.pending.borrow().is_none() {
+            *self.pending.borrow_mut() = last.clone();
+        }
+        let heard = Cell::new(Instant::now());
+        let reader = async {
+            let mut buf = [0u8; 64];
+            loop {
+                let n = r.read(&mut buf).await?;
+                if n == 0 {
+                    return Err::<(), _>(io::Error::new(
+                        io::ErrorKind::ConnectionAborted,
+                        "the broker closed the connection",
+                    ));
+                }
+                heard.set(Instant::now());
+            }
+        };
+        let writer = async {
+            let mut out = publish(&status, b"online", true);
+            let mut known: Option<Vec<ha::Entity>> = None;
+            let expire = (self.every * 3).max(Duration::from_secs(30)).as_secs();
+            let mut next_ping = Instant::now() + KEEP_ALIVE / 2;
+            loop {
+                let taken = self.pending.borrow_mut().take();
+                if let Some(s) = taken {
+                    *last = Some(Arc::clone(&s));
+                    let entities = ha::entities(&s);
+                    if known.as_ref() != Some(&entities) {
+                        let mut now = BTreeSet::new();
+                        for e in &entities {
+                            let (topic, json) = ha::config(&s, e, &self.target.prefix, expire);
+                            out.extend(publish(&topic, json.as_bytes(), true));
+                            now.insert(topic);
+                        }
+                        for gone in retained.difference(&now) {
+                            out.extend(publish(gone, b"", true));
+                        }
+                        *retained = now;
+                        known = Some(entities);
+                    }
+                    for (topic, json) in ha::states(&s) {
+                        out.extend(publish(&format!("fluxstat/{node}/{topic}"), json.as_bytes(), false));
+                    }
+                    net::within(w.write_all(&out)).await?;
+                    out.clear();
+                    self.counters.add_sent(1);
+                    self.counters.set_queued(0);
+                } else if !out.is_empty() {
+                    net::within(w.write_all(&out)).await?;
+                    out.clear();
+                }
+                if Instant::now() >= next_ping {
+                    if heard.get().elapsed() > KEEP_ALIVE {
+                        return Err(io::Error::new(io::ErrorKind::TimedOut, "the broker stopped answering"));
+                    }
+                    net::within(w.write_all(&PINGREQ)).await?;
+                    next_ping = Instant::now() + KEEP_ALIVE / 2;
+                }
+                future::or(
+                    async {
+                        self.kicked.wait().await;
+                    },
+                    async {
+                        Timer::at(next_ping).await;
+                    },
+                )
+                .await;
+            }
+        };
+        future::or(reader, writer).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remaining_length_table() {
+        for (n, want) in [
+            (0, vec![0]),
+            (127, vec![0x7f]),
+            (128, vec![0x80, 1]),
+            (16_383, vec![0xff, 0x7f]),
+            (16_384, vec![0x80, 0x80, 1]),
+        ] {
+            let mut out = Vec::new();
+            remaining_length(&mut out, n);
+            assert_eq!(out, want, "{n}");
+        }
+    }
+
+    #[test]
+    fn connect_and_publish_bytes() {
+        let c = connect("id", 60, &Will { topic: "t/s", payload: b"offline" }, Some(("u", "p")));
+        let want: Vec<u8> = [
+            &[0x10, 34][..],
+            &[0, 4],
+            b"MQTT",
+            &[4, 0xee, 0, 60],
+            &[0, 2],
+            b"id",
+            &[0, 3],
+            b"t/s",
+            &[0, 7],
+            b"offline",
+            &[0, 1],
+            b"u",
+            &[0, 1],
+            b"p",
+        ]
+        .concat();
+        assert_eq!(c, want);
+        assert_eq!(publish("a/b", b"xy", true), [0x31, 7, 0, 3, b'a', b'/', b'b', b'x', b'y']);
+        assert_eq!(connack(&[0x20, 2, 0, 5]), Ok(5));
+        assert!(connack(&[0x30, 2, 0, 0]).is_err());
+    }
+}
