@@ -184,7 +184,8 @@ expect_cmd "every option" "$work/every" "/usr/bin/fluxstat --listen 127.0.0.1:$p
 --allow 127.0.0.0/8,::1 --token-file $token --allow-host router.lan,fluxstat.example \
 --cors-origin http://192.168.1.10:8123 --interval 500ms --max-connections 64 --request-timeout 5s \
 --idle-timeout 30s --disk-exclude-fs squashfs,tmpfs,overlay --disk-exclude-mount /rom,/tmp/* \
---net-include lo,eth* --net-exclude veth* --procfs /proc --sysfs /sys --log-level warn"
+--net-include lo,eth* --net-exclude veth* --disk-io-exclude loop*,ram* --dhcp-leases /tmp/dhcp.leases \
+--dhcp-leases /tmp/other.leases --procfs /proc --sysfs /sys --log-level warn --page off"
 ok "every UCI option becomes its flag; lists joined where a repeated flag would replace"
 
 run_init packaging/tests/uci-single-options "$work/single"
