@@ -248,8 +248,7 @@ mod sampler {
     use crate::sample::disk::DiskReader;
     use crate::sample::network::{unique_and_sorted, DevLine, Rates};
     use crate::sample::{
-        cpu, reader_deadline, unix_micros, Ordering, Own, Sampler, SamplerConfig, SamplerError, HOST_REFRESH,
-        PROCESSES_REFRESH,
+        cpu, reader_deadline, unix_micros, Own, Sampler, SamplerConfig, SamplerError, HOST_REFRESH, PROCESSES_REFRESH,
     };
     use crate::snapshot::Snapshot;
 
@@ -369,19 +368,7 @@ mod sampler {
                 taken_at_us: unix_micros(SystemTime::now()),
                 ..Snapshot::default()
             };
-            let stats = &self.config.stats;
-            snapshot.own = Own {
-                interval_ms: u64::try_from(self.config.interval.as_millis()).unwrap_or(u64::MAX),
-                sample_duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-                rss_bytes,
-                cpu_time_ms,
-                connections_open: stats.open.load(Ordering::Relaxed) as u64,
-                requests_served: stats.requests.load(Ordering::Relaxed),
-                #[cfg(feature = "push")]
-                influx: self.config.push.influx.read(),
-                #[cfg(feature = "push")]
-                mqtt: self.config.push.mqtt.read(),
-            };
+            snapshot.own = self.config.own(started.elapsed(), rss_bytes, cpu_time_ms);
             self.note_failures(&snapshot);
             snapshot
         }

@@ -189,6 +189,23 @@ pub struct SamplerConfig {
 }
 
 impl SamplerConfig {
+    /// fluxstat's own figures for a sample that took `took`, with this platform's
+    /// reading of the process's RSS and CPU time.
+    fn own(&self, took: Duration, rss_bytes: Option<u64>, cpu_time_ms: Option<u64>) -> Own {
+        Own {
+            interval_ms: u64::try_from(self.interval.as_millis()).unwrap_or(u64::MAX),
+            sample_duration_us: u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+            rss_bytes,
+            cpu_time_ms,
+            connections_open: self.stats.open.load(Ordering::Relaxed) as u64,
+            requests_served: self.stats.requests_served(),
+            #[cfg(feature = "push")]
+            influx: self.push.influx.read(),
+            #[cfg(feature = "push")]
+            mqtt: self.push.mqtt.read(),
+        }
+    }
+
     pub fn new(interval: Duration) -> SamplerConfig {
         SamplerConfig {
             interval,
@@ -394,21 +411,9 @@ impl Sampler {
         }
         snapshot.taken_at_us = unix_micros(SystemTime::now());
         self.explain(&snapshot, &misses);
-        let stats = &self.config.stats;
         let own = &mut self.files.own;
         let took = started.elapsed();
-        snapshot.own = Own {
-            interval_ms: u64::try_from(self.config.interval.as_millis()).unwrap_or(u64::MAX),
-            sample_duration_us: u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
-            rss_bytes: own.rss_bytes(),
-            cpu_time_ms: own.cpu_time_ms(),
-            connections_open: stats.open.load(Ordering::Relaxed) as u64,
-            requests_served: stats.requests_served(),
-            #[cfg(feature = "push")]
-            influx: self.config.push.influx.read(),
-            #[cfg(feature = "push")]
-            mqtt: self.config.push.mqtt.read(),
-        };
+        snapshot.own = self.config.own(took, own.rss_bytes(), own.cpu_time_ms());
         crate::debug!("sample took {} µs", took.as_micros());
         self.note_failures(&snapshot);
         snapshot

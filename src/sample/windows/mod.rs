@@ -55,8 +55,8 @@ pub const DEFAULT_EXCLUDE_MOUNT: &str = "";
 pub const DEFAULT_NET_EXCLUDE: &str = "isatap*,Teredo*,6to4*,vEthernet (WSL*),vEthernet (Default Switch)";
 
 use super::{
-    disk::DiskReader, network::Rates, reader_deadline, unix_micros, Ordering, Own, Sampler, SamplerConfig,
-    SamplerError, HOST_REFRESH, PROCESSES_REFRESH,
+    disk::DiskReader, network::Rates, reader_deadline, unix_micros, Own, Sampler, SamplerConfig, SamplerError,
+    HOST_REFRESH, PROCESSES_REFRESH,
 };
 use crate::snapshot::{Memory, Snapshot, Swap};
 
@@ -102,20 +102,8 @@ impl Sampler {
         self.last_cpu_refresh = started;
         let mut snapshot = self.read_machine(started);
         snapshot.taken_at_us = unix_micros(SystemTime::now());
-        let stats = &self.config.stats;
         let took = started.elapsed();
-        snapshot.own = Own {
-            interval_ms: u64::try_from(self.config.interval.as_millis()).unwrap_or(u64::MAX),
-            sample_duration_us: u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
-            rss_bytes: own::rss_bytes(),
-            cpu_time_ms: own::cpu_time_ms(),
-            connections_open: stats.open.load(Ordering::Relaxed) as u64,
-            requests_served: stats.requests.load(Ordering::Relaxed),
-            #[cfg(feature = "push")]
-            influx: self.config.push.influx.read(),
-            #[cfg(feature = "push")]
-            mqtt: self.config.push.mqtt.read(),
-        };
+        snapshot.own = self.config.own(took, own::rss_bytes(), own::cpu_time_ms());
         crate::debug!("sample took {} µs", took.as_micros());
         self.note_failures(&snapshot);
         snapshot
