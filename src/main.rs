@@ -129,21 +129,14 @@ fn run(config: Config) -> Result<(), String> {
         let name = fluxstat::windows::stop_requested(&mut signals, &console).await;
         info!("received {name}, shutting down");
     };
-    // The pushers ride in the shutdown task of the responder's executor: they
-    // wait on the reactor and are woken once per sample, cost nothing in
-    // between, and stop with it (no thread of their own). Stopping drops the
-    // MQTT connection without DISCONNECT, so the broker publishes the will.
+    // The pushers run on threads of their own (`push::start`), fed by the
+    // sampler; they are never joined: the process exits without waiting for
+    // them, which drops the MQTT connection without DISCONNECT, so the broker
+    // publishes the will.
     #[cfg(feature = "push")]
-    let pushing =
-        push_config.is_on().then(|| push::run(push_config, Arc::clone(&latest), push_counters, config.interval));
-    #[cfg(feature = "push")]
-    let shutdown = async move {
-        match pushing {
-            Some(pushing) => push::beside(signalled, pushing).await,
-            None => signalled.await,
-        }
-    };
-    #[cfg(not(feature = "push"))]
+    if push_config.is_on() {
+        push::start(push_config, &latest, &push_counters, config.interval)?;
+    }
     let shutdown = signalled;
     server::run(listeners, latest, settings, stats, shutdown).map_err(|e| format!("server failed: {e}"))?;
     info!("stopped");

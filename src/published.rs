@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 #[cfg(feature = "push")]
-use crate::push::signal::Signal;
+use crate::push::Mailbox;
 
 use crate::http::Entity;
 use crate::snapshot::Snapshot;
@@ -38,7 +38,7 @@ pub struct Published {
     /// `/health`'s answer once the sample is stale.
     pub health_stale: Entity,
     /// The sample itself, kept only when something pushes it (`push`): the
-    /// pushers encode it into their own protocols on the executor.
+    /// pushers encode it into their own protocols on their own threads.
     #[cfg(feature = "push")]
     pub snapshot: Option<Arc<Snapshot>>,
 }
@@ -80,9 +80,9 @@ impl Published {
     }
 }
 
-/// The slot holding the current `Published`, and the pushers waiting for the next.
+/// The slot holding the current `Published`, and the pushers' mailboxes.
 #[derive(Debug)]
-pub struct Latest(Mutex<Arc<Published>>, #[cfg(feature = "push")] Mutex<Vec<Arc<Signal>>>);
+pub struct Latest(Mutex<Arc<Published>>, #[cfg(feature = "push")] Mutex<Vec<Arc<Mailbox>>>);
 
 impl Latest {
     #[cfg(feature = "push")]
@@ -101,22 +101,30 @@ impl Latest {
     }
 
     pub fn store(&self, next: Published) {
+        #[cfg(feature = "push")]
+        let snapshot = next.snapshot.clone();
         let next = Arc::new(next);
         // The old value is dropped after the guard, outside the lock.
         let _old = std::mem::replace(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner), next);
-        // Wake the pushers (none unless configured); never blocks.
+        // Hand the sample to the pushers (none unless configured); never waits on them.
         #[cfg(feature = "push")]
-        for watcher in self.1.lock().unwrap_or_else(PoisonError::into_inner).iter() {
-            watcher.notify();
+        if let Some(s) = snapshot {
+            for mailbox in self.1.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+                mailbox.offer(&s);
+            }
         }
     }
 
-    /// A wake-up after each `store`, for a consumer on the executor (a pusher).
-    /// The responder never watches: it loads on request.
+    /// Sends the current sample and each one stored after it to `mailbox` (a
+    /// pusher's). The responder never watches: it loads on request.
     #[cfg(feature = "push")]
-    pub fn watch(&self) -> Arc<Signal> {
-        let signal = Arc::new(Signal::default());
-        self.1.lock().unwrap_or_else(PoisonError::into_inner).push(Arc::clone(&signal));
-        signal
+    pub fn watch(&self, mailbox: Arc<Mailbox>) {
+        // Under the list's lock, so that a sample stored meanwhile is not missed
+        // (offered twice, the mailbox takes it once).
+        let mut mailboxes = self.1.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(s) = &self.load().snapshot {
+            mailbox.offer(s);
+        }
+        mailboxes.push(mailbox);
     }
 }

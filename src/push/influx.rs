@@ -9,16 +9,13 @@
 //! else (no connection, timeout, 5xx, 401/403/404 while a database is being set
 //! up) keeps it and retries after a doubling delay.
 
-use std::cell::RefCell;
+use std::io::{self, Read, Write};
 use std::net::TcpStream;
-use std::sync::Arc;
-
-use smol::io::{AsyncReadExt, AsyncWriteExt};
-use smol::{Async, Timer};
+use std::time::Instant;
 
 use super::backlog::Backlog;
 use super::net::{self, Backoff, Url};
-use super::{Channel, Samples};
+use super::{Channel, Mailbox};
 
 /// The largest body one POST carries (the backlog is sent in batches).
 const MAX_BODY: usize = 256 * 1024;
@@ -65,74 +62,68 @@ impl Target {
     }
 }
 
-/// Runs forever: the collector queues samples, the sender drains the backlog.
-pub async fn run(target: Target, samples: Samples, capacity: usize, counters: Arc<Channel>) {
-    let backlog = RefCell::new(Backlog::new(capacity));
-    let kick = super::signal::Signal::default();
-    let collect = async {
-        let mut samples = samples;
-        while let Some(snapshot) = samples.next().await {
+/// Runs forever on the pusher's thread: moves the samples that came into the
+/// backlog (encoded), sends it, and waits for the next sample, or for the next
+/// retry while the database is away (taking the samples that come meanwhile).
+pub fn run(target: &Target, mailbox: &Mailbox, capacity: usize, counters: &Channel) {
+    let mut backlog = Backlog::new(capacity);
+    let mut conn: Option<TcpStream> = None;
+    let mut backoff = Backoff::default();
+    let mut retry_at: Option<Instant> = None;
+    let mut failing = false;
+    loop {
+        // Nothing to send: wait for a sample. Else wait only for a retry that is not due.
+        let until = if backlog.is_empty() { None } else { Some(retry_at.unwrap_or_else(Instant::now)) };
+        for snapshot in mailbox.wait(until) {
             let mut text = String::new();
             super::line::encode(&snapshot, &mut text);
-            let mut b = backlog.borrow_mut();
-            counters.add_dropped(b.push(text.into_bytes()));
-            counters.set_queued(b.len());
-            drop(b);
-            kick.notify();
+            counters.add_dropped(backlog.push(text.into_bytes()));
         }
-    };
-    let send = async {
-        let mut conn: Option<Async<TcpStream>> = None;
-        let mut backoff = Backoff::default();
-        let mut failing = false;
-        loop {
-            let (body, n) = backlog.borrow().front(MAX_BODY);
-            if n == 0 {
-                kick.wait().await;
-                continue;
-            }
-            let outcome = post(&target, &mut conn, &body).await;
-            match outcome {
-                Ok((status, _)) if (200..300).contains(&status) => {
-                    counters.add_sent(n as u64);
-                    backlog.borrow_mut().pop(n);
-                    backoff.reset();
-                    if failing {
-                        crate::info!("InfluxDB push works again");
-                        failing = false;
-                    }
-                }
-                Ok((status @ (400 | 413), text)) => {
-                    crate::warn!("InfluxDB refused {n} samples for good ({status}): {text}");
-                    counters.add_dropped(n as u64);
-                    backlog.borrow_mut().pop(n);
-                }
-                other => {
-                    counters.add_failed();
-                    let why = match other {
-                        Ok((status, text)) => format!("status {status}: {text}"),
-                        Err(e) => e.to_string(),
-                    };
-                    let wait = backoff.delay();
-                    if !failing {
-                        crate::warn!("InfluxDB push failed ({why}); keeping up to {capacity} samples, retrying");
-                        failing = true;
-                    } else {
-                        crate::debug!("InfluxDB push failed ({why}); retrying in {} s", wait.as_secs());
-                    }
-                    conn = None;
-                    Timer::after(wait).await;
+        counters.set_queued(backlog.len());
+        if backlog.is_empty() || retry_at.is_some_and(|t| Instant::now() < t) {
+            continue;
+        }
+        let (body, n) = backlog.front(MAX_BODY);
+        match post(target, &mut conn, &body) {
+            Ok((status, _)) if (200..300).contains(&status) => {
+                counters.add_sent(n as u64);
+                backlog.pop(n);
+                backoff.reset();
+                retry_at = None;
+                if failing {
+                    crate::info!("InfluxDB push works again");
+                    failing = false;
                 }
             }
-            counters.set_queued(backlog.borrow().len());
+            Ok((status @ (400 | 413), text)) => {
+                crate::warn!("InfluxDB refused {n} samples for good ({status}): {text}");
+                counters.add_dropped(n as u64);
+                backlog.pop(n);
+            }
+            other => {
+                counters.add_failed();
+                let why = match other {
+                    Ok((status, text)) => format!("status {status}: {text}"),
+                    Err(e) => e.to_string(),
+                };
+                let wait = backoff.delay();
+                if !failing {
+                    crate::warn!("InfluxDB push failed ({why}); keeping up to {capacity} samples, retrying");
+                    failing = true;
+                } else {
+                    crate::debug!("InfluxDB push failed ({why}); retrying in {} s", wait.as_secs());
+                }
+                conn = None;
+                retry_at = Some(Instant::now() + wait);
+            }
         }
-    };
-    smol::future::or(collect, send).await;
+        counters.set_queued(backlog.len());
+    }
 }
 
 /// One POST; on a kept-alive connection that turns out closed, once more on a
 /// fresh one. The status and the start of the body.
-async fn post(target: &Target, conn: &mut Option<Async<TcpStream>>, body: &[u8]) -> std::io::Result<(u16, String)> {
+fn post(target: &Target, conn: &mut Option<TcpStream>, body: &[u8]) -> io::Result<(u16, String)> {
     let mut head = format!(
         "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: fluxstat/{}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n",
         target.url.path_and_query,
@@ -151,13 +142,11 @@ async fn post(target: &Target, conn: &mut Option<Async<TcpStream>>, body: &[u8])
         let reused = conn.is_some();
         let mut stream = match conn.take() {
             Some(s) => s,
-            None => net::connect(&target.url).await?,
+            None => net::connect(&target.url)?,
         };
-        let result = net::within(async {
-            stream.write_all(&request).await?;
-            read_answer(&mut stream).await
-        })
-        .await;
+        let deadline = Instant::now() + net::DEADLINE;
+        let result =
+            stream.write_all(&request).and_then(|()| read_answer(&mut stream, deadline)).map_err(net::timed_out);
         match result {
             Ok((status, text, keep)) => {
                 if keep {
@@ -165,19 +154,26 @@ async fn post(target: &Target, conn: &mut Option<Async<TcpStream>>, body: &[u8])
                 }
                 return Ok((status, text));
             }
-            Err(e) if reused && attempt == 0 && e.kind() != std::io::ErrorKind::TimedOut => continue,
+            Err(e) if reused && attempt == 0 && e.kind() != io::ErrorKind::TimedOut => continue,
             Err(e) => return Err(e),
         }
     }
-    Err(std::io::Error::other("no answer"))
+    Err(io::Error::other("no answer"))
 }
 
-/// Reads one answer: the status, the start of the body, and whether the
-/// connection can carry the next request.
-async fn read_answer(stream: &mut Async<TcpStream>) -> std::io::Result<(u16, String, bool)> {
-    let bad = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_owned());
+/// Reads one answer by `deadline`: the status, the start of the body, and
+/// whether the connection can carry the next request.
+fn read_answer(stream: &mut TcpStream, deadline: Instant) -> io::Result<(u16, String, bool)> {
+    let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidData, why.to_owned());
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
+    // Each read waits at most the socket's timeout; a server trickling bytes is cut off here.
+    let read = |stream: &mut TcpStream, chunk: &mut [u8]| {
+        if Instant::now() > deadline {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "no answer within 5 s"));
+        }
+        stream.read(chunk)
+    };
     let head_end = loop {
         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             break i + 4;
@@ -185,9 +181,9 @@ async fn read_answer(stream: &mut Async<TcpStream>) -> std::io::Result<(u16, Str
         if buf.len() > MAX_HEAD {
             return Err(bad("answer head too large"));
         }
-        let n = stream.read(&mut chunk).await?;
+        let n = read(stream, &mut chunk)?;
         if n == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed before an answer"));
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed before an answer"));
         }
         buf.extend_from_slice(&chunk[..n]);
     };
@@ -221,9 +217,9 @@ async fn read_answer(stream: &mut Async<TcpStream>) -> std::io::Result<(u16, Str
         }
     };
     while body.len() < length {
-        let n = stream.read(&mut chunk).await?;
+        let n = read(stream, &mut chunk)?;
         if n == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "answer cut short"));
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "answer cut short"));
         }
         body.extend_from_slice(&chunk[..n]);
     }

@@ -1,11 +1,17 @@
 //! Pushing samples to other systems: InfluxDB (line protocol over HTTP) and MQTT
 //! (with Home Assistant discovery). A pusher is one more consumer of each
 //! published sample: the sampler keeps the `Snapshot` in `Published` when a
-//! pusher is configured and wakes the pushers through `Latest::watch`; they run
-//! as one task on the responder's executor, encode on it, and wait only on the
-//! reactor, so they never delay a sample or a response, and cost nothing between
-//! samples. Their counters (`Counters`) are read by the sampler into the
-//! document's `fluxstat.push` section.
+//! pusher is configured and hands it to each pusher's `Mailbox` (a lock, a
+//! pointer clone and a futex wake-up: it never waits on a pusher). Each pusher
+//! is a thread of its own (`push-influx`, `push-mqtt`, small stacks) doing
+//! plain blocking I/O with deadlines: it encodes, looks names up, connects,
+//! writes and reads there, so it never delays a sample or a response, and it
+//! sleeps on its mailbox between samples. A name lookup that hangs stalls only
+//! that pusher (the C resolver gives up by itself; samples meanwhile wait in
+//! the mailbox, bounded). The threads are never joined: the process exits
+//! without waiting for them, and the MQTT connection is then closed without
+//! DISCONNECT, so the broker publishes the will. Their counters (`Counters`)
+//! are read by the sampler into the document's `fluxstat.push` section.
 
 pub mod backlog;
 pub mod ha;
@@ -13,16 +19,18 @@ pub mod influx;
 pub mod line;
 pub mod mqtt;
 pub mod net;
-pub mod signal;
 
-use std::future::Future;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll, Wake, Waker};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use crate::published::Latest;
 use crate::snapshot::{Pushed, Snapshot};
+
+/// Each pusher thread's stack. Measured need (pages touched, name lookup
+/// included): see `thread_stack_is_enough` and BENCHMARKS.md.
+pub const STACK: usize = 64 * 1024;
 
 /// What to push where, from the configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -97,34 +105,69 @@ impl Counters {
     }
 }
 
-/// The samples a pusher takes: the current one, then each new one at least
-/// `every` (less half a sample interval, for jitter) after the last taken.
-pub struct Samples {
-    latest: Arc<Latest>,
-    wake: Arc<signal::Signal>,
+/// A pusher's inbox of samples, filled by the sampler thread (`Latest::store`)
+/// and emptied by the pusher's thread. It takes the current sample, then each
+/// new one at least `every` (less half a sample interval, for jitter) after the
+/// last taken; full, it drops the oldest and counts it as dropped.
+#[derive(Debug)]
+pub struct Mailbox {
+    mail: Mutex<Mail>,
+    arrived: Condvar,
+    counters: Arc<Channel>,
+}
+
+#[derive(Debug)]
+struct Mail {
+    queue: VecDeque<Arc<Snapshot>>,
+    capacity: usize,
     every_us: i64,
     last_us: Option<i64>,
 }
 
-impl Samples {
-    pub fn new(latest: Arc<Latest>, every: Duration, interval: Duration) -> Samples {
-        let wake = latest.watch();
+impl Mailbox {
+    pub fn new(capacity: usize, every: Duration, interval: Duration, counters: Arc<Channel>) -> Mailbox {
         let every_us = i64::try_from(every.saturating_sub(interval / 2).as_micros()).unwrap_or(i64::MAX);
-        Samples { latest, wake, every_us, last_us: None }
+        let mail = Mail { queue: VecDeque::new(), capacity: capacity.max(1), every_us, last_us: None };
+        Mailbox { mail: Mutex::new(mail), arrived: Condvar::new(), counters }
     }
 
-    /// The next sample to push (`None` only without a sampler keeping snapshots).
-    pub async fn next(&mut self) -> Option<Arc<Snapshot>> {
-        loop {
-            if let Some(s) = self.latest.load().snapshot.clone() {
-                let due = self.last_us.is_none_or(|last| s.taken_at_us.saturating_sub(last) >= self.every_us);
-                if due {
-                    self.last_us = Some(s.taken_at_us);
-                    return Some(s);
-                }
-            }
-            self.wake.wait().await;
+    fn lock(&self) -> MutexGuard<'_, Mail> {
+        self.mail.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Offers a sample (on the sampler thread): never waits on the pusher.
+    pub fn offer(&self, s: &Arc<Snapshot>) {
+        let mut m = self.lock();
+        if m.last_us.is_some_and(|last| s.taken_at_us.saturating_sub(last) < m.every_us) {
+            return;
         }
+        m.last_us = Some(s.taken_at_us);
+        if m.queue.len() >= m.capacity {
+            m.queue.pop_front();
+            self.counters.add_dropped(1);
+        }
+        m.queue.push_back(Arc::clone(s));
+        drop(m);
+        self.arrived.notify_one();
+    }
+
+    /// The samples that came, oldest first: at once if there are any, else once
+    /// one comes or `until` passes (empty then); `None` waits for a sample.
+    pub fn wait(&self, until: Option<Instant>) -> Vec<Arc<Snapshot>> {
+        let mut m = self.lock();
+        while m.queue.is_empty() {
+            m = match until {
+                None => self.arrived.wait(m).unwrap_or_else(PoisonError::into_inner),
+                Some(t) => {
+                    let left = t.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    self.arrived.wait_timeout(m, left).unwrap_or_else(PoisonError::into_inner).0
+                }
+            };
+        }
+        m.queue.drain(..).collect()
     }
 }
 
@@ -134,66 +177,78 @@ pub fn float(x: f64) -> String {
     miniserde::json::to_string(&x)
 }
 
-/// Runs the configured pushers until dropped (never completes by itself).
-pub async fn run(config: PushConfig, latest: Arc<Latest>, counters: Arc<Counters>, interval: Duration) {
+/// Starts a thread for each configured pusher, fed from `latest`; they run
+/// until the process exits.
+pub fn start(config: PushConfig, latest: &Latest, counters: &Counters, interval: Duration) -> Result<(), String> {
     let every = config.every.unwrap_or(interval).max(interval);
     let capacity = config.backlog.unwrap_or_else(|| {
         usize::try_from(Duration::from_secs(60).as_millis() / every.as_millis().max(1)).unwrap_or(1).max(1)
     });
-    let influx = async {
-        match config.influx {
-            Some(t) => {
-                let samples = Samples::new(Arc::clone(&latest), every, interval);
-                influx::run(t, samples, capacity, Arc::clone(&counters.influx)).await;
-            }
-            None => smol::future::pending().await,
-        }
-    };
-    let mqtt = async {
-        match config.mqtt {
-            Some(t) => {
-                let samples = Samples::new(Arc::clone(&latest), every, interval);
-                mqtt::run(t, samples, every, Arc::clone(&counters.mqtt)).await;
-            }
-            None => smol::future::pending().await,
-        }
-    };
-    smol::future::or(influx, mqtt).await;
-    smol::future::pending::<()>().await;
+    if let Some(target) = config.influx {
+        let channel = Arc::clone(&counters.influx);
+        let mailbox = Arc::new(Mailbox::new(capacity, every, interval, Arc::clone(&channel)));
+        latest.watch(Arc::clone(&mailbox));
+        spawn("push-influx", move || influx::run(&target, &mailbox, capacity, &channel))?;
+    }
+    if let Some(target) = config.mqtt {
+        let channel = Arc::clone(&counters.mqtt);
+        // Only the newest sample waits while the broker is away.
+        let mailbox = Arc::new(Mailbox::new(1, every, interval, Arc::clone(&channel)));
+        latest.watch(Arc::clone(&mailbox));
+        spawn("push-mqtt", move || mqtt::run(&target, &mailbox, every, &channel))?;
+    }
+    Ok(())
 }
 
-/// Runs `pushing` beside `shutdown` in one task until `shutdown` completes, and
-/// polls `shutdown` only when its own waker fired: a task is polled whole on
-/// every wake-up, and polling the signal stream costs a system call, which the
-/// pushers' several wake-ups per sample would otherwise pay each time.
-pub async fn beside(shutdown: impl Future<Output = ()> + 'static, pushing: impl Future<Output = ()>) {
-    let flag = Arc::new(WakeFlag::default());
-    let mut shutdown = Box::pin(shutdown);
-    let mut first = true;
-    let watched = smol::future::poll_fn(move |cx| {
-        *flag.waker.lock().unwrap_or_else(PoisonError::into_inner) = Some(cx.waker().clone());
-        if !flag.woken.swap(false, Ordering::SeqCst) && !first {
-            return Poll::Pending;
-        }
-        first = false;
-        let waker = Waker::from(Arc::clone(&flag));
-        shutdown.as_mut().poll(&mut Context::from_waker(&waker))
-    });
-    smol::future::or(watched, pushing).await;
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), String> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .stack_size(STACK)
+        .spawn(f)
+        .map(drop)
+        .map_err(|e| format!("cannot start the {name} thread: {e}"))
 }
 
-/// Remembers that a future's waker fired, and passes the wake-up on.
-#[derive(Default)]
-struct WakeFlag {
-    woken: AtomicBool,
-    waker: Mutex<Option<Waker>>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl Wake for WakeFlag {
-    fn wake(self: Arc<Self>) {
-        self.woken.store(true, Ordering::SeqCst);
-        if let Some(w) = self.waker.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
-            w.wake_by_ref();
+    fn sample(at_us: i64) -> Arc<Snapshot> {
+        Arc::new(Snapshot { taken_at_us: at_us, ..Snapshot::default() })
+    }
+
+    #[test]
+    fn a_mailbox_wakes_its_thread_and_keeps_the_newest() {
+        let channel = Arc::new(Channel::default());
+        let second = Duration::from_secs(1);
+        let m = Arc::new(Mailbox::new(2, second, second, Arc::clone(&channel)));
+        let theirs = Arc::clone(&m);
+        let t = std::thread::spawn(move || theirs.wait(None));
+        std::thread::sleep(Duration::from_millis(20));
+        m.offer(&sample(1_000_000));
+        let got = t.join().expect("the waiting thread");
+        assert_eq!(got.iter().map(|s| s.taken_at_us).collect::<Vec<_>>(), [1_000_000]);
+        // Nothing came: the wait ends at the deadline, empty.
+        let t0 = Instant::now();
+        assert!(m.wait(Some(t0 + Duration::from_millis(30))).is_empty());
+        assert!(t0.elapsed() >= Duration::from_millis(30));
+        // Full: the oldest goes and counts as dropped.
+        for i in 2..=4 {
+            m.offer(&sample(i * 1_000_000));
         }
+        let got: Vec<i64> = m.wait(None).iter().map(|s| s.taken_at_us).collect();
+        assert_eq!(got, [3_000_000, 4_000_000]);
+        assert_eq!(channel.dropped.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_mailbox_takes_one_sample_per_push_interval() {
+        let channel = Arc::new(Channel::default());
+        let m = Mailbox::new(10, Duration::from_secs(5), Duration::from_secs(1), channel);
+        for i in 0..12 {
+            m.offer(&sample(i * 1_000_000));
+        }
+        let got: Vec<i64> = m.wait(None).iter().map(|s| s.taken_at_us / 1_000_000).collect();
+        assert_eq!(got, [0, 5, 10]);
     }
 }

@@ -15,18 +15,22 @@
 //! QoS 0 throughout: TCP delivers in order while the connection lives, and every
 //! reconnect publishes the configs and state again, which is what QoS 1's
 //! redelivery would buy at the cost of tracking acknowledgements.
+//!
+//! The client runs on its own thread with blocking writes (5 s timeout). What
+//! the broker sends (PINGRESP, or the end of the stream when it closes the
+//! connection) is read without blocking just before each write: the socket is
+//! non-blocking only for that drain. So a closed connection is noticed at the
+//! next sample or ping, and a broker that stopped answering pings within two
+//! keep-alive periods; between them the thread sleeps on its mailbox.
 
-use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
-use std::io;
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use smol::io::{AsyncReadExt, AsyncWriteExt};
-use smol::{future, Timer};
-
 use super::net::{self, Backoff, Url};
-use super::{ha, Channel, Samples};
+use super::{ha, Channel, Mailbox};
 use crate::snapshot::Snapshot;
 
 /// Keep-alive announced in CONNECT; a PINGREQ goes every half of it.
@@ -132,77 +136,55 @@ fn refusal(code: u8) -> &'static str {
 
 // ---- The client --------------------------------------------------------------
 
-/// Runs forever: keeps a connection and publishes each sample taken.
-pub async fn run(target: Target, samples: Samples, every: Duration, counters: Arc<Channel>) {
-    let pending: RefCell<Option<Arc<Snapshot>>> = RefCell::new(None);
-    let kick = super::signal::Signal::default();
-    let collect = async {
-        let mut samples = samples;
-        while let Some(s) = samples.next().await {
-            if pending.borrow_mut().replace(s).is_some() {
-                counters.add_dropped(1);
-            }
-            counters.set_queued(1);
-            kick.notify();
+/// Runs forever on the pusher's thread: keeps a connection and publishes each
+/// sample that comes; while the broker is away, the mailbox keeps the newest.
+pub fn run(target: &Target, mailbox: &Mailbox, every: Duration, counters: &Channel) {
+    // Config topics retained at the broker by this process, kept across
+    // reconnects so that an entity that went meanwhile is still removed.
+    let mut retained: BTreeSet<String> = BTreeSet::new();
+    let mut last: Option<Arc<Snapshot>> = None;
+    let mut backoff = Backoff::default();
+    let mut failing = false;
+    loop {
+        if last.is_none() {
+            last = mailbox.wait(None).pop();
         }
-    };
-    let connection = async {
-        // Config topics retained at the broker by this process, kept across
-        // reconnects so that an entity that went meanwhile is still removed.
-        let mut retained: BTreeSet<String> = BTreeSet::new();
-        let mut last: Option<Arc<Snapshot>> = None;
-        let mut backoff = Backoff::default();
-        let mut failing = false;
-        loop {
-            while last.is_none() {
-                last = pending.borrow().clone();
-                if last.is_none() {
-                    kick.wait().await;
-                }
-            }
-            let Some(first) = last.clone() else { continue };
-            let session = Session { target: &target, every, counters: &counters, pending: &pending, kicked: &kick };
-            match session.run(&first, &mut retained, &mut last, &mut backoff).await {
-                Ok(()) => {}
-                Err(e) => {
-                    counters.add_failed();
-                    let wait = backoff.delay();
-                    if !failing {
-                        crate::warn!("MQTT: {e}; reconnecting with back-off");
-                    } else {
-                        crate::debug!("MQTT: {e}; reconnecting in {} s", wait.as_secs());
-                    }
-                    failing = true;
-                    Timer::after(wait).await;
-                    continue;
-                }
-            }
-            failing = false;
+        let Some(first) = last.clone() else { continue };
+        let session = Session { target, every, counters, mailbox };
+        let Err(e) = session.run(&first, &mut retained, &mut last, &mut backoff, &mut failing);
+        counters.add_failed();
+        counters.set_queued(usize::from(last.is_some()));
+        let wait = backoff.delay();
+        if !failing {
+            crate::warn!("MQTT: {e}; reconnecting with back-off");
+        } else {
+            crate::debug!("MQTT: {e}; reconnecting in {} s", wait.as_secs());
         }
-    };
-    future::or(collect, connection).await;
+        failing = true;
+        std::thread::sleep(wait);
+    }
 }
 
 struct Session<'a> {
     target: &'a Target,
     every: Duration,
     counters: &'a Channel,
-    pending: &'a RefCell<Option<Arc<Snapshot>>>,
-    kicked: &'a super::signal::Signal,
+    mailbox: &'a Mailbox,
 }
 
 impl Session<'_> {
     /// One connection, until it fails.
-    async fn run(
+    fn run(
         &self,
         first: &Snapshot,
         retained: &mut BTreeSet<String>,
         last: &mut Option<Arc<Snapshot>>,
         backoff: &mut Backoff,
-    ) -> io::Result<()> {
+        failing: &mut bool,
+    ) -> io::Result<std::convert::Infallible> {
         let node = ha::node(first);
         let status = format!("fluxstat/{node}/status");
-        let stream = net::connect(&self.target.url).await?;
+        let mut stream = net::connect(&self.target.url)?;
         let creds = self.target.credentials.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
         let hello = connect(
             &format!("fluxstat-{node}"),
@@ -210,89 +192,94 @@ impl Session<'_> {
             &Will { topic: &status, payload: b"offline" },
             creds,
         );
-        let mut w = &stream;
-        let mut r = &stream;
-        net::within(w.write_all(&hello)).await?;
+        stream.write_all(&hello).map_err(net::timed_out)?;
         let mut ack = [0u8; 4];
-        net::within(r.read_exact(&mut ack)).await?;
+        stream.read_exact(&mut ack).map_err(net::timed_out)?;
         let code = connack(&ack).map_err(io::Error::other)?;
         if code != 0 {
             return Err(io::Error::other(format!("the broker refused the connection: {}", refusal(code))));
         }
         crate::info!("MQTT: connected to {}, publishing under fluxstat/{node}", self.target.url.authority());
         backoff.reset();
+        *failing = false;
+        let mut heard = Instant::now();
+        let mut out = publish(&status, b"online", true);
+        let mut known: Option<Vec<ha::Entity>> = None;
+        let expire = (self.every * 3).max(Duration::from_secs(30)).as_secs();
+        let mut next_ping = Instant::now() + KEEP_ALIVE / 2;
         // On reconnect, the newest sample is published again even if sent before.
-        if self.pending.borrow().is_none() {
-            *self.pending.borrow_mut() = last.clone();
+        let mut taken = self.mailbox.wait(Some(Instant::now())).pop().or_else(|| last.clone());
+        loop {
+            let publishing = taken.is_some();
+            if let Some(s) = taken {
+                *last = Some(Arc::clone(&s));
+                let entities = ha::entities(&s);
+                if known.as_ref() != Some(&entities) {
+                    let mut now = BTreeSet::new();
+                    for e in &entities {
+                        let (topic, json) = ha::config(&s, e, &self.target.prefix, expire);
+                        out.extend(publish(&topic, json.as_bytes(), true));
+                        now.insert(topic);
+                    }
+                    for gone in retained.difference(&now) {
+                        out.extend(publish(gone, b"", true));
+                    }
+                    *retained = now;
+                    known = Some(entities);
+                }
+                for (topic, json) in ha::states(&s) {
+                    out.extend(publish(&format!("fluxstat/{node}/{topic}"), json.as_bytes(), false));
+                }
+            }
+            let ping = Instant::now() >= next_ping;
+            if ping || !out.is_empty() {
+                drain(&mut stream, &mut heard)?;
+            }
+            if ping {
+                if heard.elapsed() > KEEP_ALIVE {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "the broker stopped answering"));
+                }
+                out.extend_from_slice(&PINGREQ);
+                next_ping = Instant::now() + KEEP_ALIVE / 2;
+            }
+            if !out.is_empty() {
+                stream.write_all(&out).map_err(net::timed_out)?;
+                out.clear();
+            }
+            if publishing {
+                self.counters.add_sent(1);
+                self.counters.set_queued(0);
+            }
+            // Asleep until the next sample or ping.
+            taken = self.mailbox.wait(Some(next_ping)).pop();
         }
-        let heard = Cell::new(Instant::now());
-        let reader = async {
-            let mut buf = [0u8; 64];
-            loop {
-                let n = r.read(&mut buf).await?;
-                if n == 0 {
-                    return Err::<(), _>(io::Error::new(
-                        io::ErrorKind::ConnectionAborted,
-                        "the broker closed the connection",
-                    ));
-                }
-                heard.set(Instant::now());
-            }
-        };
-        let writer = async {
-            let mut out = publish(&status, b"online", true);
-            let mut known: Option<Vec<ha::Entity>> = None;
-            let expire = (self.every * 3).max(Duration::from_secs(30)).as_secs();
-            let mut next_ping = Instant::now() + KEEP_ALIVE / 2;
-            loop {
-                let taken = self.pending.borrow_mut().take();
-                if let Some(s) = taken {
-                    *last = Some(Arc::clone(&s));
-                    let entities = ha::entities(&s);
-                    if known.as_ref() != Some(&entities) {
-                        let mut now = BTreeSet::new();
-                        for e in &entities {
-                            let (topic, json) = ha::config(&s, e, &self.target.prefix, expire);
-                            out.extend(publish(&topic, json.as_bytes(), true));
-                            now.insert(topic);
-                        }
-                        for gone in retained.difference(&now) {
-                            out.extend(publish(gone, b"", true));
-                        }
-                        *retained = now;
-                        known = Some(entities);
-                    }
-                    for (topic, json) in ha::states(&s) {
-                        out.extend(publish(&format!("fluxstat/{node}/{topic}"), json.as_bytes(), false));
-                    }
-                    net::within(w.write_all(&out)).await?;
-                    out.clear();
-                    self.counters.add_sent(1);
-                    self.counters.set_queued(0);
-                } else if !out.is_empty() {
-                    net::within(w.write_all(&out)).await?;
-                    out.clear();
-                }
-                if Instant::now() >= next_ping {
-                    if heard.get().elapsed() > KEEP_ALIVE {
-                        return Err(io::Error::new(io::ErrorKind::TimedOut, "the broker stopped answering"));
-                    }
-                    net::within(w.write_all(&PINGREQ)).await?;
-                    next_ping = Instant::now() + KEEP_ALIVE / 2;
-                }
-                future::or(
-                    async {
-                        self.kicked.wait().await;
-                    },
-                    async {
-                        Timer::at(next_ping).await;
-                    },
-                )
-                .await;
-            }
-        };
-        future::or(reader, writer).await
     }
+}
+
+/// Reads what the broker sent (a PINGRESP; a publish-only client gets nothing
+/// else) without waiting; the end of the stream is the broker closing.
+fn drain(stream: &mut TcpStream, heard: &mut Instant) -> io::Result<()> {
+    stream.set_nonblocking(true)?;
+    let mut buf = [0u8; 64];
+    // Bounded: a broker that floods cannot keep the pusher here.
+    let mut result = Ok(());
+    for _ in 0..16 {
+        match stream.read(&mut buf) {
+            Ok(0) => {
+                result = Err(io::Error::new(io::ErrorKind::ConnectionAborted, "the broker closed the connection"));
+                break;
+            }
+            Ok(_) => *heard = Instant::now(),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    stream.set_nonblocking(false)?;
+    result
 }
 
 #[cfg(test)]

@@ -1,22 +1,17 @@
-//! The pushers' network plumbing: their URLs, name lookups off the executor,
-//! connects and I/O with deadlines, and back-off.
+//! The pushers' network plumbing: their URLs, name lookups, connects with
+//! deadlines, and back-off. Everything here blocks the calling pusher's thread.
 //!
-//! A name is looked up on a short-lived thread (the standard library's blocking
-//! resolver), awaited with a deadline; an IP literal needs no lookup, and a
-//! kept-alive connection none either. A lookup that hangs past the deadline is
-//! left to finish on its own thread (the C resolver gives up by itself) while
-//! the pusher backs off, so at most one new lookup starts per retry.
+//! A name is looked up with the standard library's blocking resolver (the C
+//! library's `getaddrinfo`) on the pusher's own thread: a lookup that hangs
+//! stalls only that pusher, until the resolver gives up by itself (its own
+//! timeouts, `/etc/resolv.conf`). An IP literal needs no lookup, and a
+//! kept-alive connection none either.
 
 use std::io;
-use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-use smol::{future, Async, Timer};
-
-use super::signal::Signal;
-use std::sync::Arc;
-
-/// How long a name lookup, a connect, or one request and its answer may take.
+/// How long a connect, or one request and its answer, may take.
 pub const DEADLINE: Duration = Duration::from_secs(5);
 
 /// `scheme://host[:port][/path?query]`, split. `user:password@` is refused:
@@ -79,48 +74,31 @@ impl Url {
     }
 }
 
-/// The addresses of `url`'s host, without blocking the executor.
-pub async fn resolve(url: &Url) -> io::Result<Vec<SocketAddr>> {
-    if let Ok(ip) = url.host.parse::<IpAddr>() {
-        return Ok(vec![SocketAddr::new(ip, url.port)]);
-    }
-    type Answer = std::sync::Mutex<Option<io::Result<Vec<SocketAddr>>>>;
-    let shared: Arc<(Answer, Signal)> = Arc::default();
-    let theirs = Arc::clone(&shared);
-    let target = (url.host.clone(), url.port);
-    std::thread::Builder::new().name("resolve".into()).spawn(move || {
-        let answer = target.to_socket_addrs().map(Iterator::collect::<Vec<_>>);
-        *theirs.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(answer);
-        theirs.1.notify();
-    })?;
-    let answered = future::or(
-        async {
-            shared.1.wait().await;
-            true
-        },
-        async {
-            Timer::after(DEADLINE).await;
-            false
-        },
-    )
-    .await;
-    let answer =
-        if answered { shared.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() } else { None };
-    match answer {
-        Some(Ok(addrs)) if !addrs.is_empty() => Ok(addrs),
-        Some(Ok(_)) => Err(io::Error::new(io::ErrorKind::NotFound, format!("{}: no address", url.host))),
-        Some(Err(e)) => Err(io::Error::new(e.kind(), format!("{}: {e}", url.host))),
-        None => Err(io::Error::new(io::ErrorKind::TimedOut, format!("{}: name lookup timed out", url.host))),
+/// The addresses of `url`'s host (an IP literal is not looked up).
+pub fn resolve(url: &Url) -> io::Result<Vec<SocketAddr>> {
+    match (url.host.as_str(), url.port).to_socket_addrs() {
+        Ok(addrs) => {
+            let addrs: Vec<SocketAddr> = addrs.collect();
+            if addrs.is_empty() {
+                Err(io::Error::new(io::ErrorKind::NotFound, format!("{}: no address", url.host)))
+            } else {
+                Ok(addrs)
+            }
+        }
+        Err(e) => Err(io::Error::new(e.kind(), format!("{}: {e}", url.host))),
     }
 }
 
-/// Connects to the first address of `url` that answers, each within the deadline.
-pub async fn connect(url: &Url) -> io::Result<Async<TcpStream>> {
+/// Connects to the first address of `url` that answers, each within the
+/// deadline; reads and writes on the connection then time out after it too.
+pub fn connect(url: &Url) -> io::Result<TcpStream> {
     let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
-    for addr in resolve(url).await? {
-        match within(Async::<TcpStream>::connect(addr)).await {
+    for addr in resolve(url)? {
+        match TcpStream::connect_timeout(&addr, DEADLINE) {
             Ok(s) => {
-                let _ = s.get_ref().set_nodelay(true);
+                let _ = s.set_nodelay(true);
+                s.set_read_timeout(Some(DEADLINE))?;
+                s.set_write_timeout(Some(DEADLINE))?;
                 return Ok(s);
             }
             Err(e) => last = e,
@@ -129,13 +107,13 @@ pub async fn connect(url: &Url) -> io::Result<Async<TcpStream>> {
     Err(last)
 }
 
-/// `f`, or a `TimedOut` error once `DEADLINE` has passed.
-pub async fn within<T>(f: impl std::future::Future<Output = io::Result<T>>) -> io::Result<T> {
-    future::or(f, async {
-        Timer::after(DEADLINE).await;
-        Err(io::Error::new(io::ErrorKind::TimedOut, "no answer within 5 s"))
-    })
-    .await
+/// A socket's timeout as `TimedOut` (Unix reports it as `WouldBlock`).
+pub fn timed_out(e: io::Error) -> io::Error {
+    if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) {
+        io::Error::new(io::ErrorKind::TimedOut, "no answer within 5 s")
+    } else {
+        e
+    }
 }
 
 /// Doubling delays from 1 s to 60 s; `reset` after a success.
