@@ -20,7 +20,6 @@ pub mod line;
 pub mod mqtt;
 pub mod net;
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -118,7 +117,8 @@ pub struct Mailbox {
 
 #[derive(Debug)]
 struct Mail {
-    queue: VecDeque<Arc<Snapshot>>,
+    /// Oldest first (a `Vec`: smaller code than a ring, and rarely more than one).
+    queue: Vec<Arc<Snapshot>>,
     capacity: usize,
     every_us: i64,
     last_us: Option<i64>,
@@ -127,7 +127,7 @@ struct Mail {
 impl Mailbox {
     pub fn new(capacity: usize, every: Duration, interval: Duration, counters: Arc<Channel>) -> Mailbox {
         let every_us = i64::try_from(every.saturating_sub(interval / 2).as_micros()).unwrap_or(i64::MAX);
-        let mail = Mail { queue: VecDeque::new(), capacity: capacity.max(1), every_us, last_us: None };
+        let mail = Mail { queue: Vec::new(), capacity: capacity.max(1), every_us, last_us: None };
         Mailbox { mail: Mutex::new(mail), arrived: Condvar::new(), counters }
     }
 
@@ -143,10 +143,10 @@ impl Mailbox {
         }
         m.last_us = Some(s.taken_at_us);
         if m.queue.len() >= m.capacity {
-            m.queue.pop_front();
+            m.queue.remove(0);
             self.counters.add_dropped(1);
         }
-        m.queue.push_back(Arc::clone(s));
+        m.queue.push(Arc::clone(s));
         drop(m);
         self.arrived.notify_one();
     }
@@ -167,7 +167,7 @@ impl Mailbox {
                 }
             };
         }
-        m.queue.drain(..).collect()
+        std::mem::take(&mut m.queue)
     }
 }
 

@@ -23,7 +23,6 @@
 //! next sample or ping, and a broker that stopped answering pings within two
 //! keep-alive periods; between them the thread sleeps on its mailbox.
 
-use std::collections::BTreeSet;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
@@ -141,7 +140,7 @@ fn refusal(code: u8) -> &'static str {
 pub fn run(target: &Target, mailbox: &Mailbox, every: Duration, counters: &Channel) {
     // Config topics retained at the broker by this process, kept across
     // reconnects so that an entity that went meanwhile is still removed.
-    let mut retained: BTreeSet<String> = BTreeSet::new();
+    let mut retained: Vec<String> = Vec::new();
     let mut last: Option<Arc<Snapshot>> = None;
     let mut backoff = Backoff::default();
     let mut failing = false;
@@ -177,7 +176,7 @@ impl Session<'_> {
     fn run(
         &self,
         first: &Snapshot,
-        retained: &mut BTreeSet<String>,
+        retained: &mut Vec<String>,
         last: &mut Option<Arc<Snapshot>>,
         backoff: &mut Backoff,
         failing: &mut bool,
@@ -215,13 +214,14 @@ impl Session<'_> {
                 *last = Some(Arc::clone(&s));
                 let entities = ha::entities(&s);
                 if known.as_ref() != Some(&entities) {
-                    let mut now = BTreeSet::new();
+                    // A few dozen topics: a `Vec` is small code, and fast enough.
+                    let mut now = Vec::with_capacity(entities.len());
                     for e in &entities {
                         let (topic, json) = ha::config(&s, e, &self.target.prefix, expire);
                         out.extend(publish(&topic, json.as_bytes(), true));
-                        now.insert(topic);
+                        now.push(topic);
                     }
-                    for gone in retained.difference(&now) {
+                    for gone in retained.iter().filter(|t| !now.contains(t)) {
                         out.extend(publish(gone, b"", true));
                     }
                     *retained = now;
