@@ -275,6 +275,36 @@ fn influx_outage_loses_nothing_within_the_backlog() {
     assert!(times[times.len() - 1] - times[0] > outage_us / 2, "the points span the outage");
 }
 
+/// A database that takes the connection but never answers: only its pusher
+/// waits (5 s per attempt); the samples taken meanwhile are all kept for it,
+/// and responses go on as usual.
+#[test]
+fn a_hung_database_stalls_only_its_pusher() {
+    let hung = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/write?db=x", hung.local_addr().expect("addr"));
+    let mut fx =
+        Running::start(fluxstat().args(["--listen", "127.0.0.1:0", "--interval", "200ms", "--influx-url", &url]));
+    let addr = fx.listening_addr();
+    let started = Instant::now();
+    let mut slowest = Duration::ZERO;
+    let mut doc = metrics(addr).0;
+    while counter(&doc, "influx", "failed") == 0 {
+        assert!(started.elapsed() < Duration::from_secs(30), "the POST never timed out: {doc:?}");
+        std::thread::sleep(Duration::from_millis(100));
+        let asked = Instant::now();
+        doc = metrics(addr).0;
+        slowest = slowest.max(asked.elapsed());
+    }
+    assert!(started.elapsed() >= Duration::from_secs(4), "failed before the 5 s deadline: {doc:?}");
+    assert!(slowest < Duration::from_secs(1), "a response took {slowest:?} while the pusher waited");
+    // The POST waited 5 s: some 25 samples came meanwhile, none lost.
+    let queued = counter(&doc, "influx", "queued");
+    assert!(queued >= 12, "samples taken during the hung POST were not kept: {doc:?}");
+    assert_eq!(counter(&doc, "influx", "dropped"), 0);
+    assert_eq!(counter(&doc, "influx", "sent"), 0);
+    drop(hung);
+}
+
 // ---- MQTT --------------------------------------------------------------------
 
 struct Broker {
