@@ -20,7 +20,7 @@ pub mod line;
 pub mod mqtt;
 pub mod net;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -48,36 +48,32 @@ impl PushConfig {
     }
 }
 
-/// One pusher's counters, shared with the sampler.
+/// One pusher's counters, shared with the sampler. Under a lock rather than in
+/// 64-bit atomics, which 32-bit MIPS lacks; both sides take it once per sample.
 #[derive(Debug, Default)]
 pub struct Channel {
     on: AtomicBool,
-    sent: AtomicU64,
-    failed: AtomicU64,
-    dropped: AtomicU64,
-    queued: AtomicU64,
+    counts: Mutex<Pushed>,
 }
 
 impl Channel {
     pub fn read(&self) -> Option<Pushed> {
-        self.on.load(Ordering::Relaxed).then(|| Pushed {
-            sent: self.sent.load(Ordering::Relaxed),
-            failed: self.failed.load(Ordering::Relaxed),
-            dropped: self.dropped.load(Ordering::Relaxed),
-            queued: self.queued.load(Ordering::Relaxed),
-        })
+        self.on.load(Ordering::Relaxed).then(|| *self.counts())
+    }
+    fn counts(&self) -> MutexGuard<'_, Pushed> {
+        self.counts.lock().unwrap_or_else(PoisonError::into_inner)
     }
     fn add_sent(&self, n: u64) {
-        self.sent.fetch_add(n, Ordering::Relaxed);
+        self.counts().sent += n;
     }
     fn add_failed(&self) {
-        self.failed.fetch_add(1, Ordering::Relaxed);
+        self.counts().failed += 1;
     }
     fn add_dropped(&self, n: u64) {
-        self.dropped.fetch_add(n, Ordering::Relaxed);
+        self.counts().dropped += n;
     }
     fn set_queued(&self, n: usize) {
-        self.queued.store(n as u64, Ordering::Relaxed);
+        self.counts().queued = n as u64;
     }
 }
 
@@ -238,7 +234,7 @@ mod tests {
         }
         let got: Vec<i64> = m.wait(None).iter().map(|s| s.taken_at_us).collect();
         assert_eq!(got, [3_000_000, 4_000_000]);
-        assert_eq!(channel.dropped.load(Ordering::Relaxed), 1);
+        assert_eq!(channel.counts().dropped, 1);
     }
 
     #[test]
