@@ -150,7 +150,7 @@ pub fn run(target: &Target, mailbox: &Mailbox, every: Duration, counters: &Chann
         }
         let Some(first) = last.clone() else { continue };
         let session = Session { target, every, counters, mailbox };
-        let Err(e) = session.run(&first, &mut retained, &mut last, &mut backoff, &mut failing);
+        let Err(e) = session.run(&first, &mut retained, &mut last, &mut backoff);
         counters.add_failed();
         counters.set_queued(usize::from(last.is_some()));
         let wait = backoff.delay();
@@ -179,7 +179,6 @@ impl Session<'_> {
         retained: &mut Vec<String>,
         last: &mut Option<Arc<Snapshot>>,
         backoff: &mut Backoff,
-        failing: &mut bool,
     ) -> io::Result<std::convert::Infallible> {
         let node = ha::node(first);
         let status = format!("fluxstat/{node}/status");
@@ -200,7 +199,6 @@ impl Session<'_> {
         }
         crate::info!("MQTT: connected to {}, publishing under fluxstat/{node}", self.target.url.authority());
         backoff.reset();
-        *failing = false;
         let mut heard = Instant::now();
         let mut out = publish(&status, b"online", true);
         let mut known: Option<Vec<ha::Entity>> = None;
