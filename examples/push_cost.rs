@@ -1,5 +1,5 @@
 //! The CPU cost of pushing one sample: takes a real sample of this machine, then
-//! times what each pusher does with it on the executor: InfluxDB's line
+//! times what each pusher does with it on its thread: InfluxDB's line
 //! protocol (`push::line`) with the POST head, and MQTT's state payloads with
 //! their PUBLISH packets (`push::ha`, `push::mqtt`). The discovery configs, built
 //! only when an entity appears or on a reconnect, are timed apart. The sockets'

@@ -542,25 +542,31 @@ fn push_options_fail_closed() {
     }
 }
 
-/// The pushers share the task that waits for signals: SIGTERM still stops
-/// fluxstat at once while they retry (and their wake-ups do not poll the
-/// signal stream, see `push::beside`).
+/// The pushers' threads are never joined: SIGTERM stops fluxstat at once while
+/// one backs off (MQTT, refused) and one waits on a database that never answers.
 #[test]
 fn sigterm_stops_fluxstat_while_pushing() {
     let closed = free_port();
+    let hung = TcpListener::bind("127.0.0.1:0").expect("bind");
     let mut fx = Running::start(fluxstat().args([
         "--listen",
         "127.0.0.1:0",
         "--interval",
         "200ms",
         "--influx-url",
-        &format!("http://127.0.0.1:{closed}/write?db=x"),
+        &format!("http://{}/write?db=x", hung.local_addr().expect("addr")),
         "--mqtt",
         &format!("mqtt://127.0.0.1:{closed}"),
     ]));
     fx.listening_addr();
-    fx.line_with("InfluxDB push failed");
     fx.line_with("MQTT: ");
+    // The InfluxDB pusher has connected and waits for an answer.
+    hung.set_nonblocking(true).expect("non-blocking");
+    let mut accepted = None;
+    wait_until("the InfluxDB pusher to connect", PATIENCE, || {
+        accepted = hung.accept().ok();
+        accepted.is_some()
+    });
     fx.signal("TERM");
     let (code, took) = fx.wait_exit();
     assert_eq!(code, 0);
