@@ -5,8 +5,8 @@
 # fluxstat processes at once, all pinned to one core: OLD and NEW, each with no
 # pusher, with --influx-url and with --mqtt, at --interval 200ms. After they
 # settle, it sums each process's CPU time over SAMPLES samples (all threads,
-# kernel included: /proc/PID/task/*/schedstat) and its threads' context switches
-# (voluntary ones are wake-ups after sleeping). Run side by side, the machine's
+# kernel included: /proc/PID/task/*/schedstat), and by thread its voluntary
+# context switches (wake-ups after sleeping) and CPU time. Run side by side, the machine's
 # noise hits both builds alike: compare them, not either with an earlier run.
 # BENCHMARKS.md, "Pushing: CPU per sample and the artefact", was measured with it.
 #
@@ -80,11 +80,12 @@ def snap(pid):
     cpu, threads = 0, {}
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
-            cpu += int(open(f"/proc/{pid}/task/{tid}/schedstat").read().split()[0])
+            ns = int(open(f"/proc/{pid}/task/{tid}/schedstat").read().split()[0])
             st = dict(l.split(":", 1) for l in open(f"/proc/{pid}/task/{tid}/status") if ":" in l)
             name = st["Name"].strip()
-            v, nv = int(st["voluntary_ctxt_switches"]), int(st["nonvoluntary_ctxt_switches"])
-            a = threads.setdefault(name, [0, 0]); a[0] += v; a[1] += nv
+            v = int(st["voluntary_ctxt_switches"])
+            cpu += ns
+            a = threads.setdefault(name, [0, 0]); a[0] += v; a[1] += ns
         except (FileNotFoundError, ProcessLookupError):
             pass
     return cpu, threads
@@ -92,11 +93,11 @@ before = [snap(p) for p in pids]
 time.sleep(samples * 0.2)
 after = [snap(p) for p in pids]
 print(f"{samples} samples at 200 ms, all six on one core; CPU per sample (all threads), "
-      "then wake-ups per sample by thread (voluntary context switches)")
+      "then by thread: wake-ups (voluntary context switches) and CPU µs per sample")
 for name, (c0, t0), (c1, t1) in zip(names, before, after):
-    wake = ", ".join(f"{t} {(t1[t][0] - t0.get(t, [0, 0])[0]) / samples:.2f}"
-                     for t in sorted(t1) if t1[t][0] - t0.get(t, [0, 0])[0] > 0)
-    print(f"{name:12} {(c1 - c0) / samples / 1000:8.1f} µs   {wake}")
+    d = {t: [(t1[t][i] - t0.get(t, [0, 0])[i]) / samples for i in (0, 1)] for t in sorted(t1)}
+    by = ", ".join(f"{t} {w:.2f}/{ns / 1000:.0f}" for t, (w, ns) in d.items() if w > 0 or ns > 1000)
+    print(f"{name:12} {(c1 - c0) / samples / 1000:8.1f} µs   {by}")
 PY
 for f in "$tmp"/old-*.log "$tmp"/new-*.log; do
   grep -q "WARN\|ERROR" "$f" && { echo "$(basename "$f"):"; grep "WARN\|ERROR" "$f" | head -3; }
