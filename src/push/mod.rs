@@ -105,7 +105,10 @@ impl Counters {
 /// A pusher's inbox of samples, filled by the sampler thread (`Latest::store`)
 /// and emptied by the pusher's thread. It takes the current sample, then each
 /// new one at least `every` (less half a sample interval, for jitter) after the
-/// last taken; full, it drops the oldest and counts it as dropped.
+/// last taken; full, it drops the oldest and counts it as dropped. MQTT's holds
+/// one sample; InfluxDB's as many as its backlog, though it only fills while its
+/// thread is blocked (a POST or a name lookup: seconds), and is emptied into the
+/// backlog, encoded, as soon as the thread is back.
 #[derive(Debug)]
 pub struct Mailbox {
     mail: Mutex<Mail>,
