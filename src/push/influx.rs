@@ -74,12 +74,7 @@ pub fn run(target: &Target, mailbox: &Mailbox, capacity: usize, counters: &Chann
     loop {
         // Nothing to send: wait for a sample. Else wait only for a retry that is not due.
         let until = if backlog.is_empty() { None } else { Some(retry_at.unwrap_or_else(Instant::now)) };
-        for snapshot in mailbox.wait(until) {
-            let mut text = String::new();
-            super::line::encode(&snapshot, &mut text);
-            counters.add_dropped(backlog.push(text.into_bytes()));
-        }
-        counters.set_queued(backlog.len());
+        collect(mailbox, until, &mut backlog, counters);
         if backlog.is_empty() || retry_at.is_some_and(|t| Instant::now() < t) {
             continue;
         }
@@ -101,6 +96,9 @@ pub fn run(target: &Target, mailbox: &Mailbox, capacity: usize, counters: &Chann
                 backlog.pop(n);
             }
             other => {
+                // The samples taken while the POST waited are counted as queued
+                // before the failure is: the two counters agree in every sample.
+                collect(mailbox, Some(Instant::now()), &mut backlog, counters);
                 counters.add_failed();
                 let why = match other {
                     Ok((status, text)) => format!("status {status}: {text}"),
@@ -119,6 +117,17 @@ pub fn run(target: &Target, mailbox: &Mailbox, capacity: usize, counters: &Chann
         }
         counters.set_queued(backlog.len());
     }
+}
+
+/// Moves the samples that came (waiting as `Mailbox::wait` does) into the
+/// backlog, encoded, and counts them.
+fn collect(mailbox: &Mailbox, until: Option<Instant>, backlog: &mut Backlog, counters: &Channel) {
+    for snapshot in mailbox.wait(until) {
+        let mut text = String::new();
+        super::line::encode(&snapshot, &mut text);
+        counters.add_dropped(backlog.push(text.into_bytes()));
+    }
+    counters.set_queued(backlog.len());
 }
 
 /// One POST; on a kept-alive connection that turns out closed, once more on a
