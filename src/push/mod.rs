@@ -16,7 +16,7 @@ pub mod net;
 pub mod signal;
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
@@ -45,32 +45,53 @@ impl PushConfig {
 #[derive(Debug, Default)]
 pub struct Channel {
     on: AtomicBool,
-    sent: AtomicU64,
-    failed: AtomicU64,
-    dropped: AtomicU64,
-    queued: AtomicU64,
+    sent: Count,
+    failed: Count,
+    dropped: Count,
+    queued: Count,
 }
 
 impl Channel {
     pub fn read(&self) -> Option<Pushed> {
         self.on.load(Ordering::Relaxed).then(|| Pushed {
-            sent: self.sent.load(Ordering::Relaxed),
-            failed: self.failed.load(Ordering::Relaxed),
-            dropped: self.dropped.load(Ordering::Relaxed),
-            queued: self.queued.load(Ordering::Relaxed),
+            sent: self.sent.get(),
+            failed: self.failed.get(),
+            dropped: self.dropped.get(),
+            queued: self.queued.get(),
         })
     }
     fn add_sent(&self, n: u64) {
-        self.sent.fetch_add(n, Ordering::Relaxed);
+        self.sent.add(n);
     }
     fn add_failed(&self) {
-        self.failed.fetch_add(1, Ordering::Relaxed);
+        self.failed.add(1);
     }
     fn add_dropped(&self, n: u64) {
-        self.dropped.fetch_add(n, Ordering::Relaxed);
+        self.dropped.add(n);
     }
     fn set_queued(&self, n: usize) {
-        self.queued.store(n as u64, Ordering::Relaxed);
+        self.queued.set(n);
+    }
+}
+
+/// One counter: 64 bits where the target has 64-bit atomics, the pointer width on
+/// 32-bit MIPS, which has none (as `server::RequestCounter`).
+#[derive(Debug, Default)]
+struct Count(crate::server::RequestCounter);
+
+impl Count {
+    fn get(&self) -> u64 {
+        // usize is at most 64 bits on every target Rust supports.
+        #[allow(clippy::useless_conversion)]
+        u64::try_from(self.0.load(Ordering::Relaxed)).unwrap_or(u64::MAX)
+    }
+    fn add(&self, n: u64) {
+        // Lossless where the counter is 64 bits; a batch never nears 2^32 elsewhere.
+        let n = usize::try_from(n).unwrap_or(usize::MAX);
+        self.0.fetch_add(n as _, Ordering::Relaxed);
+    }
+    fn set(&self, n: usize) {
+        self.0.store(n as _, Ordering::Relaxed);
     }
 }
 
