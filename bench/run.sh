@@ -6,7 +6,8 @@
 # in a note: voluntary and preempted context switches from
 # /proc/PID/task/*/status), start-to-first-200 time, GET /metrics throughput,
 # latency and CPU per request with wrk (1 and 50 keep-alive connections, server
-# pinned to one core and wrk to another), and RSS per idle keep-alive connection.
+# pinned to one core and wrk to another), and RSS per idle keep-alive connection;
+# then the push feature's size and CPU per sample (bench/push.py).
 # nginx (one worker, access log off) serves a static file holding the exact bytes
 # of fluxstat's /metrics body; node_exporter serves its own /metrics.
 #
@@ -538,4 +539,12 @@ for pid in "${STARTED[@]}"; do stop_pid "$pid"; done
 echo
 py table "$RESULTS" ${OUT_MD:+--md "$OUT_MD"}
 [ -n "$OUT_MD" ] && log "wrote $OUT_MD"
+
+# ---------------------------------------------------------------- pushing
+# The push feature's size and its CPU per sample against a real influxd and
+# mosquitto (bench/push.py; skipped with a reason where they are missing).
+echo
+log "pushing: bench/push.py"
+if [ "$QUICK" = 1 ]; then python3 "$BENCH_DIR/push.py" --quick; else python3 "$BENCH_DIR/push.py"; fi \
+  || log "bench/push.py could not run"
 exit 0

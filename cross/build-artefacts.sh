@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
-# Usage: cross/build-artefacts.sh [--no-size-flags] [TARGET...]
+# Usage: cross/build-artefacts.sh [--push] [--no-size-flags] [TARGET...]
 #
 # Builds stripped release binaries (default: the six ARM and two MIPS targets) into
 # target/artefacts/fluxstat-<target>, runs each one under qemu-user with --version,
 # and prints its size and sha256 (also written to target/artefacts/SHA256SUMS).
 # Each one also gets a smoke run (cross/smoke.py): /metrics, a 408 on time, SIGTERM.
 #
+#   --push           build with the push feature (InfluxDB, MQTT/Home Assistant)
+#                    into target/artefacts/fluxstat-push-<target>; its smoke run
+#                    also pushes to a real influxd and mosquitto on 127.0.0.1 and
+#                    reads the figures back (needs both; CI set: required)
 #   --no-size-flags  keep std's backtrace support and the panic message
 #                    (default: std built for size, without backtrace support,
 #                    -Cpanic=immediate-abort, no unwind tables, no Debug formatting
 #                    or panic locations)
 #   FLUXSTAT_ARTEFACT_RUSTFLAGS  more rustc flags for the artefacts
-#   FLUXSTAT_ARTEFACT_FEATURES   cargo features to build in, e.g. push (pushing
-#                    to InfluxDB and MQTT; off by default, over the armv7 size budget)
+#   FLUXSTAT_ARTEFACT_FEATURES   more cargo features to build in
 #   TARGET           also x86_64-unknown-linux-musl, a static x86-64 build, and
 #                    x86_64-pc-windows-gnu (fluxstat-x86_64-pc-windows-gnu.exe, run
 #                    under wine)
@@ -23,10 +26,12 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/lib.sh"
 
 size_flags=1
+push=0
 targets=()
 for arg in "$@"; do
     case "$arg" in
         --no-size-flags) size_flags=0 ;;
+        --push) push=1 ;;
         -h | --help)
             sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
             exit 0
@@ -50,8 +55,17 @@ cargo_args=(
     --config 'profile.release.panic="abort"'
     -Zbuild-std=std,panic_abort
 )
-if [[ -n ${FLUXSTAT_ARTEFACT_FEATURES:-} ]]; then
-    cargo_args+=(--features "$FLUXSTAT_ARTEFACT_FEATURES")
+features="${FLUXSTAT_ARTEFACT_FEATURES:-}"
+((push)) && features="push${features:+,$features}"
+if [[ -n $features ]]; then
+    cargo_args+=(--features "$features")
+fi
+# The pushing build is its own file, so both can sit side by side (and in packages).
+flavour=fluxstat
+smoke_args=()
+if ((push)); then
+    flavour=fluxstat-push
+    smoke_args=(--push)
 fi
 if ((size_flags)); then
     cargo_args+=(-Zbuild-std-features=optimize_for_size)
@@ -70,7 +84,7 @@ for target in "${targets[@]}"; do
     started=$SECONDS
     cross_cargo zig build "$target" "${cargo_args[@]}"
     exe="$(exe_name "$target")"
-    artefact="$out/fluxstat-$target${exe#fluxstat}"
+    artefact="$out/$flavour-$target${exe#fluxstat}"
     cp "$CARGO_TARGET_DIR/$target/release/$exe" "$artefact"
     if [[ $target == mips* ]]; then
         # LLVM writes a .pdr (MIPS procedure descriptors, 32 bytes per function, for
@@ -94,16 +108,26 @@ for target in "${targets[@]}"; do
         for r in "${smoke_runners[@]}"; do
             log "smoke run of $target${r:+ under $r}"
             # shellcheck disable=SC2086 # the runner is a command line, or empty
-            python3 "$here/smoke.py" "$artefact" $r || die "$artefact failed its smoke run${r:+ under $r}"
+            python3 "$here/smoke.py" "${smoke_args[@]}" "$artefact" $r || die "$artefact failed its smoke run${r:+ under $r}"
         done
     fi
     names+=("${artefact##*/}")
 done
 
 cd "$out"
-sha256sum "${names[@]}" >SHA256SUMS
-printf '\n%-42s %10s %9s  %s\n' artefact bytes KiB sha256
-while read -r sum name; do
+sha256sum "${names[@]}" >SHA256SUMS.new
+# SHA256SUMS covers every artefact here: the ones built now, and those of earlier
+# runs (the other flavour, other targets) that are still present.
+if [[ -f SHA256SUMS ]]; then
+    while read -r sum name; do
+        [[ -f $name ]] && ! grep -q "  $name\$" SHA256SUMS.new && printf '%s  %s\n' "$sum" "$name"
+    done <SHA256SUMS >>SHA256SUMS.new || true
+fi
+sort -k2 SHA256SUMS.new >SHA256SUMS
+rm SHA256SUMS.new
+printf '\n%-46s %10s %9s  %s\n' artefact bytes KiB sha256
+for name in "${names[@]}"; do
+    sum="$(grep "  $name\$" SHA256SUMS | cut -d' ' -f1)"
     bytes="$(stat -c %s "$name")"
-    awk -v n="$name" -v b="$bytes" -v s="$sum" 'BEGIN { printf "%-42s %10d %9.1f  %s\n", n, b, b / 1024, s }'
-done <SHA256SUMS
+    awk -v n="$name" -v b="$bytes" -v s="$sum" 'BEGIN { printf "%-46s %10d %9.1f  %s\n", n, b, b / 1024, s }'
+done

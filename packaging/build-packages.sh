@@ -1,23 +1,30 @@
 #!/usr/bin/env bash
 # Usage: packaging/build-packages.sh [--version V] [--out DIR] [--binary TARGET=PATH]...
+#                                    [--push-binary TARGET=PATH]...
 #
 # Builds the packages people install with their own package manager from the
-# release artefacts in target/artefacts/ (cross/build-artefacts.sh), without the
-# OpenWrt SDK or debhelper:
+# release artefacts in target/artefacts/ (cross/build-artefacts.sh, with and
+# without --push), without the OpenWrt SDK or debhelper:
 #   - OpenWrt .ipk, one per OpenWrt architecture name a binary fits (opkg checks the
 #     name against the router's DISTRIB_ARCH): the binary, a procd init script that
 #     reads /etc/config/fluxstat (UCI), that config as a conffile, and a postinst
-#     that enables and starts the service;
-#   - Debian .deb (dpkg-deb): the binary, the hardened systemd unit,
-#     /etc/default/fluxstat, maintainer scripts that enable and start the unit only
-#     where systemd runs (nothing starts in a chroot).
+#     that enables and starts the service. Two flavours: `fluxstat` (the default
+#     build, held to the router size budget) from fluxstat-TARGET, and
+#     `fluxstat-push` (also pushes to InfluxDB and MQTT/Home Assistant) from
+#     fluxstat-push-TARGET; each conflicts with the other;
+#   - Debian .deb (dpkg-deb) from the pushing build (a Debian machine has the room):
+#     the binary, the hardened systemd unit, /etc/default/fluxstat, maintainer
+#     scripts that enable and start the unit only where systemd runs (nothing starts
+#     in a chroot).
 # Every binary's ELF header is checked against the architecture it is packaged for.
 #
 #   --version V            upstream version (default: Cargo.toml's); the package
 #                          revision is always 1 (V-1)
 #   --out DIR              where the packages go (default target/packages)
 #   --binary TARGET=PATH   package PATH as TARGET's binary instead of
-#                          target/artefacts/fluxstat-TARGET (the tests use it)
+#                          target/artefacts/fluxstat-TARGET
+#   --push-binary TARGET=PATH  the same for the pushing build
+#                          (target/artefacts/fluxstat-push-TARGET)
 # Targets without a binary are skipped (and named); none at all is an error.
 # Needs: tar, gzip, dpkg-deb. SOURCE_DATE_EPOCH (default: the last commit's time)
 # fixes every timestamp, so the same binaries give the same packages.
@@ -31,6 +38,7 @@ log() { printf '==> %s\n' "$*" >&2; }
 version="$(sed -n 's/^version = "\(.*\)"$/\1/p' "$root/Cargo.toml" | head -n1)"
 out="$root/target/packages"
 declare -A binary=()
+declare -A push_binary=()
 while (($#)); do
     case "$1" in
         --version) version="${2:?--version needs a value}"; shift 2 ;;
@@ -38,6 +46,11 @@ while (($#)); do
         --binary)
             [[ ${2:-} == *=* ]] || die "--binary needs TARGET=PATH"
             binary["${2%%=*}"]="${2#*=}"
+            shift 2
+            ;;
+        --push-binary)
+            [[ ${2:-} == *=* ]] || die "--push-binary needs TARGET=PATH"
+            push_binary["${2%%=*}"]="${2#*=}"
             shift 2
             ;;
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -107,10 +120,11 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$out"
 built=()
 
-# build_ipk TARGET BINARY: one .ipk per OpenWrt architecture of TARGET.
+# build_ipk TARGET BINARY PACKAGE: one .ipk per OpenWrt architecture of TARGET,
+# PACKAGE being fluxstat or fluxstat-push.
 build_ipk() {
-    local target="$1" bin="$2" arch d
-    d="$work/ipk-$target"
+    local target="$1" bin="$2" package="$3" arch d relations description
+    d="$work/ipk-$package-$target"
     mkdir -p "$d/data/usr/bin" "$d/data/etc/init.d" "$d/data/etc/config" "$d/control"
     install -m 0755 "$bin" "$d/data/usr/bin/fluxstat"
     install -m 0755 "$here/openwrt/fluxstat.init" "$d/data/etc/init.d/fluxstat"
@@ -121,10 +135,19 @@ build_ipk() {
     local size
     size="$(find "$d/data" -type f -printf "%s\n" | awk "{ s += \$1 } END { print s }")"
     echo 2.0 >"$d/debian-binary"
+    # Both flavours own the same files: one at a time.
+    if [[ $package == fluxstat-push ]]; then
+        relations=$'Provides: fluxstat\nConflicts: fluxstat'
+        description="$summary, pushing to InfluxDB and MQTT"
+    else
+        relations='Conflicts: fluxstat-push'
+        description="$summary"
+    fi
     for arch in ${IPK_ARCHS[$target]}; do
         cat >"$d/control/control" <<EOF
-Package: fluxstat
+Package: $package
 Version: $release
+$relations
 Source: fluxstat
 SourceName: fluxstat
 License: Apache-2.0
@@ -133,20 +156,27 @@ Section: utils
 Maintainer: $maintainer
 Architecture: $arch
 Installed-Size: $size
-Description: $summary
+Description: $description
  fluxstat serves this machine's uptime, CPU, memory, disk and network figures
  as JSON at http://<router>:8001/metrics. Settings: /etc/config/fluxstat.
 EOF
+        if [[ $package == fluxstat-push ]]; then
+            cat >>"$d/control/control" <<EOF
+ This flavour also pushes each sample to InfluxDB and to an MQTT broker with
+ Home Assistant discovery (the push options in /etc/config/fluxstat).
+EOF
+        fi
         tgz "$d/control" "$d/control.tar.gz" ./control ./conffiles ./postinst ./prerm
         # The outer wrapper ipkg-build (OpenWrt's own packaging) writes and
         # opkg 23.05/24.10 reads: a gzipped tar, debian-binary first.
-        local ipk="$out/fluxstat_${release}_$arch.ipk"
+        local ipk="$out/${package}_${release}_$arch.ipk"
         tgz "$d" "$ipk" ./debian-binary ./data.tar.gz ./control.tar.gz
         built+=("$ipk")
     done
 }
 
-# build_deb TARGET BINARY: the .deb of TARGET's Debian architecture.
+# build_deb TARGET BINARY: the .deb of TARGET's Debian architecture (BINARY: the
+# pushing build).
 build_deb() {
     local target="$1" bin="$2" arch="${DEB_ARCH[$1]}" d
     d="$work/deb-$target"
@@ -185,8 +215,9 @@ Section: net
 Priority: optional
 Description: $summary
  fluxstat serves this machine's uptime, CPU, memory, disk and network figures
- as JSON at http://<host>:8001/metrics, from a single static binary. It runs
- as a hardened systemd service; options go to /etc/default/fluxstat.
+ as JSON at http://<host>:8001/metrics, from a single static binary, and can
+ push them to InfluxDB and to an MQTT broker with Home Assistant discovery. It
+ runs as a hardened systemd service; options go to /etc/default/fluxstat.
 EOF
     (cd "$d" && find . -type f ! -path './DEBIAN/*' -printf '%P\n' | LC_ALL=C sort | xargs md5sum >DEBIAN/md5sums)
     chmod 0644 "$d/DEBIAN/md5sums"
@@ -199,17 +230,24 @@ EOF
 skipped=()
 for target in "${!ELF[@]}"; do
     bin="${binary[$target]:-$root/target/artefacts/fluxstat-$target}"
-    if [[ ! -f $bin ]]; then
-        skipped+=("$target")
-        continue
+    push_bin="${push_binary[$target]:-$root/target/artefacts/fluxstat-push-$target}"
+    if [[ -f $bin ]]; then
+        check_elf "$target" "$bin"
+        build_ipk "$target" "$bin" fluxstat
+    else
+        skipped+=("fluxstat-$target")
     fi
-    check_elf "$target" "$bin"
-    build_ipk "$target" "$bin"
-    [[ -n ${DEB_ARCH[$target]:-} ]] && build_deb "$target" "$bin"
+    if [[ -f $push_bin ]]; then
+        check_elf "$target" "$push_bin"
+        build_ipk "$target" "$push_bin" fluxstat-push
+        [[ -n ${DEB_ARCH[$target]:-} ]] && build_deb "$target" "$push_bin"
+    else
+        skipped+=("fluxstat-push-$target")
+    fi
 done
-for target in "${!binary[@]}"; do
+for target in "${!binary[@]}" "${!push_binary[@]}"; do
     [[ -n ${ELF[$target]:-} ]] || die "no packages for target $target"
 done
-((${#built[@]})) || die "no binaries: run cross/build-artefacts.sh first (or give --binary)"
-((${#skipped[@]} == 0)) || log "no binary, no packages for: ${skipped[*]}"
+((${#built[@]})) || die "no binaries: run cross/build-artefacts.sh [--push] first (or give --binary)"
+((${#skipped[@]} == 0)) || log "no binary, so no packages from: ${skipped[*]}"
 printf '%s\n' "${built[@]}" | sort

@@ -3,15 +3,20 @@
 #
 # Builds everything a release needs into target/release-assets/ (emptied first):
 #   - the stripped release binaries of every cross/ target (the six ARM, the two MIPS
-#     and the static x86-64 one; or the TARGETs named), each smoke-run under qemu
-#     (cross/build-artefacts.sh);
-#   - the OpenWrt .ipk and Debian .deb packages (packaging/build-packages.sh);
-#   - one tarball per target, fluxstat-VERSION-TARGET.tar.gz: the binary, README.md,
-#     LICENSE and the packaging files (systemd unit, /etc/default file, OpenWrt init
-#     script and UCI config);
+#     and the static x86-64 one; or the TARGETs named), in both flavours: the default
+#     build and the pushing one (--push), each smoke-run under qemu, the pushing one
+#     against a real InfluxDB and MQTT broker (cross/build-artefacts.sh);
+#   - the OpenWrt .ipk (fluxstat and fluxstat-push) and Debian .deb packages
+#     (packaging/build-packages.sh);
+#   - one tarball per target and flavour, fluxstat-VERSION-TARGET.tar.gz and
+#     fluxstat-push-VERSION-TARGET.tar.gz: the binary, README.md, LICENSE and the
+#     packaging files (systemd unit, /etc/default file, OpenWrt init script and UCI
+#     config);
 #   - SHA256SUMS of all of them.
 #   --skip-build   use the binaries already in target/artefacts/
-# Takes about an hour on 2 cores from a cold cache (std is built per target).
+# Takes about an hour on 2 cores from a cold cache (std is built per target; the
+# second flavour rebuilds only fluxstat itself). The pushing smoke runs need
+# influxd and mosquitto (Debian: influxdb, mosquitto, mosquitto-clients).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=cross/lib.sh
@@ -31,7 +36,10 @@ done
 ((${#targets[@]})) || targets=("${TARGETS[@]}" "${NATIVE_TARGETS[@]}")
 version="$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n1)"
 
-((build)) && bash cross/build-artefacts.sh "${targets[@]}"
+if ((build)); then
+    bash cross/build-artefacts.sh "${targets[@]}"
+    CI=1 bash cross/build-artefacts.sh --push "${targets[@]}"
+fi
 
 out="$REPO_ROOT/target/release-assets"
 rm -rf "$out"
@@ -44,10 +52,12 @@ bash packaging/build-packages.sh --out "$out" >/dev/null
 log "tarballs"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-for target in "${targets[@]}"; do
-    bin="target/artefacts/fluxstat-$target"
+for flavoured in "${targets[@]/#/fluxstat-}" "${targets[@]/#/fluxstat-push-}"; do
+    bin="target/artefacts/$flavoured"
     [[ -f $bin ]] || die "$bin is missing (run without --skip-build)"
-    name="fluxstat-$version-$target"
+    flavour=fluxstat
+    [[ $flavoured == fluxstat-push-* ]] && flavour=fluxstat-push
+    name="$flavour-$version-${flavoured#"$flavour"-}"
     d="$work/$name"
     mkdir -p "$d/packaging/openwrt" "$d/packaging/debian"
     install -m 0755 "$bin" "$d/fluxstat"

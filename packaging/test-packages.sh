@@ -2,17 +2,21 @@
 # Usage: packaging/test-packages.sh
 #
 # Tests the packages packaging/build-packages.sh makes, from the release artefacts
-# in target/artefacts/ (the static x86-64 one is built if missing):
-#   1. every .ipk, unpacked with tar: its outer layout, control fields, conffiles,
-#      maintainer scripts and payload (modes; the binary's ELF header matches the
-#      package's architecture);
+# in target/artefacts/ (the static x86-64 ones, with and without pushing, are built
+# if missing):
+#   1. every .ipk of both flavours (fluxstat, fluxstat-push), unpacked with tar: its
+#      outer layout, control fields (each flavour conflicts with the other),
+#      conffiles, maintainer scripts and payload (modes; the binary's ELF header
+#      matches the package's architecture; the fluxstat-push binary pushes);
 #   2. the procd init script's UCI -> command-line translation, run against fixture
 #      configs with a stub of OpenWrt's shell libraries (packaging/tests/); the
-#      command line it makes is then run with the real binary and answers;
-#   3. every option `fluxstat --help` lists is in /etc/config/fluxstat, the init
-#      script and /etc/default/fluxstat;
-#   4. the .deb: lintian (any tag not overridden with a reason fails, so does an
-#      unused override), then the amd64 package installed on this machine with dpkg
+#      command line it makes is then run with the real pushing binary and answers
+#      with its pushers on; the plain binary refuses a push option naming fluxstat-push;
+#   3. every option the pushing build's `fluxstat --help` lists (a superset of the
+#      plain build's) is in /etc/config/fluxstat, the init script and
+#      /etc/default/fluxstat;
+#   4. the .deb (the pushing build): lintian (any tag not overridden with a reason
+#      fails, so does an unused override), then the amd64 package installed on this machine with dpkg
 #      (no systemd here, so the maintainer scripts must enable the unit and start
 #      nothing), run by hand (curl /metrics), upgraded to a higher version (a
 #      changed /etc/default/fluxstat survives), and purged: no file, directory,
@@ -40,7 +44,9 @@ if ((${#missing[@]})); then
 fi
 
 native="target/artefacts/fluxstat-x86_64-unknown-linux-musl"
+native_push="target/artefacts/fluxstat-push-x86_64-unknown-linux-musl"
 [[ -x $native ]] || bash cross/build-artefacts.sh x86_64-unknown-linux-musl
+[[ -x $native_push ]] || bash cross/build-artefacts.sh --push x86_64-unknown-linux-musl
 version="$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n1)"
 
 work="$(mktemp -d)"
@@ -108,13 +114,17 @@ elf_of_file() {
 field() { sed -n "s/^$1: //p" "$2"; }
 
 ipks=0
+declare -A flavours=()
 while read -r ipk; do
     [[ $ipk == *.ipk ]] || continue
     ipks=$((ipks + 1))
     name="$(basename "$ipk")"
-    arch="${name#fluxstat_"$version"-1_}"
+    package="${name%%_*}"
+    [[ $package == fluxstat || $package == fluxstat-push ]] || fail "$name: unknown package name $package"
+    flavours[$package]=1
+    arch="${name#"$package"_"$version"-1_}"
     arch="${arch%.ipk}"
-    d="$work/ipk/$arch"
+    d="$work/ipk/$package/$arch"
     mkdir -p "$d/control" "$d/data"
     # The outer wrapper: a gzipped tar, as ipkg-build writes and opkg reads.
     [[ "$(od -An -N2 -tx1 "$ipk" | tr -d ' ')" == 1f8b ]] || fail "$name: not gzip"
@@ -125,7 +135,19 @@ while read -r ipk; do
     tar -xzf "$d/control.tar.gz" -C "$d/control"
     tar -xzf "$d/data.tar.gz" -C "$d/data"
     c="$d/control/control"
-    [[ "$(field Package "$c")" == fluxstat ]] || fail "$name: Package"
+    [[ "$(field Package "$c")" == "$package" ]] || fail "$name: Package"
+    # opkg checks only the incoming package's Conflicts, so both name the other.
+    if [[ $package == fluxstat-push ]]; then
+        [[ "$(field Provides "$c"):$(field Conflicts "$c")" == fluxstat:fluxstat ]] ||
+            fail "$name: Provides '$(field Provides "$c")', Conflicts '$(field Conflicts "$c")' (want fluxstat, fluxstat)"
+        [[ $arch != x86_64 ]] || "$d/data/usr/bin/fluxstat" --help | grep -q -- '--mqtt URL' ||
+            fail "$name: its binary has no --mqtt: not the pushing build"
+    else
+        [[ "$(field Conflicts "$c")" == fluxstat-push && -z "$(field Provides "$c")" ]] ||
+            fail "$name: Conflicts '$(field Conflicts "$c")', Provides '$(field Provides "$c")' (want fluxstat-push, none)"
+        [[ $arch != x86_64 ]] || ! "$d/data/usr/bin/fluxstat" --help | grep -q -- '--mqtt' ||
+            fail "$name: its binary pushes: not the default build"
+    fi
     [[ "$(field Version "$c")" == "$version-1" ]] || fail "$name: Version $(field Version "$c")"
     [[ "$(field Architecture "$c")" == "$arch" ]] || fail "$name: Architecture $(field Architecture "$c") in $arch's file"
     [[ -n "$(field Description "$c")" && -n "$(field Maintainer "$c")" && -n "$(field License "$c")" ]] ||
@@ -146,7 +168,8 @@ while read -r ipk; do
     [[ "$(head -n1 "$d/data/etc/init.d/fluxstat")" == '#!/bin/sh /etc/rc.common' ]] || fail "$name: init script shebang"
 done <"$work/v1.list"
 ((ipks > 0)) || fail "no .ipk was built"
-ok "$ipks .ipk files: tar.gz of debian-binary, data.tar.gz, control.tar.gz; control fields, conffiles, modes and ELF machine right"
+[[ -n ${flavours[fluxstat]:-} && -n ${flavours[fluxstat-push]:-} ]] || fail "not both flavours built: ${!flavours[*]}"
+ok "$ipks .ipk files of fluxstat and fluxstat-push: tar.gz of debian-binary, data.tar.gz, control.tar.gz; control fields, conflicts, conffiles, modes and ELF machine right"
 
 # ---- 2. UCI -> command line -----------------------------------------------------
 # run_init FIXTURE OUT: runs the init script's start_service with the stub libraries.
@@ -178,14 +201,21 @@ ok "shipped config (all commented out): /usr/bin/fluxstat with its defaults, as 
 port="$(free_port)"
 token="$work/token"
 echo "s3cret-token" >"$token"
-sed -e "s|@PORT@|$port|g" -e "s|@TOKEN_FILE@|$token|" packaging/tests/uci-every-option >"$work/every.uci"
+secret="$work/secret"
+echo "fluxstat:pa55" >"$secret"
+mqtt_port="$(free_port)"
+sed -e "s|@PORT@|$port|g" -e "s|@TOKEN_FILE@|$token|" -e "s|@SECRET_FILE@|$secret|g" -e "s|@MQTT_PORT@|$mqtt_port|" \
+    packaging/tests/uci-every-option >"$work/every.uci"
 run_init "$work/every.uci" "$work/every"
 expect_cmd "every option" "$work/every" "/usr/bin/fluxstat --listen 127.0.0.1:$port --listen [::1]:$port \
 --allow 127.0.0.0/8,::1 --token-file $token --allow-host router.lan,fluxstat.example \
 --cors-origin http://192.168.1.10:8123 --interval 500ms --max-connections 64 --request-timeout 5s \
 --idle-timeout 30s --disk-exclude-fs squashfs,tmpfs,overlay --disk-exclude-mount /rom,/tmp/* \
 --net-include lo,eth* --net-exclude veth* --disk-io-exclude loop*,ram* --dhcp-leases /tmp/dhcp.leases \
---dhcp-leases /tmp/other.leases --procfs /proc --sysfs /sys --log-level warn --page off"
+--dhcp-leases /tmp/other.leases --procfs /proc --sysfs /sys --log-level warn --page off \
+--influx-url http://127.0.0.1:$mqtt_port/write?db=fluxstat --influx-token-file $secret \
+--mqtt mqtt://127.0.0.1:$mqtt_port --mqtt-credentials-file $secret --mqtt-discovery-prefix ha \
+--push-interval 1s --push-backlog 30"
 ok "every UCI option becomes its flag; lists joined where a repeated flag would replace"
 
 run_init packaging/tests/uci-single-options "$work/single"
@@ -193,25 +223,40 @@ expect_cmd "lists written as options" "$work/single" \
     "/usr/bin/fluxstat --listen 127.0.0.1:8001 --allow 10.0.0.0/8,192.168.0.0/16 --allow-host router.lan"
 ok "list options written as plain options are taken too"
 
-# The command line from every option, run with the real binary: fluxstat accepts
-# each value and serves with them (token required, CORS header sent).
+# The command line from every option, run with the real pushing binary: fluxstat
+# accepts each value and serves with them (token required, CORS header sent, both
+# pushers on; nothing listens on their port, so they count failures).
 mapfile -t args <"$work/every.cmd"
-args[0]="$native"
+args[0]="$native_push"
 "${args[@]}" 2>"$work/every.log" &
 pids+=($!)
 wait_http "http://127.0.0.1:$port/health" || fail "fluxstat with the UCI command line did not serve: $(cat "$work/every.log")"
 code="$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/metrics")"
 [[ $code == 401 ]] || fail "/metrics without the token gave $code, not 401"
 curl -fsS -H "Authorization: Bearer s3cret-token" -H "Origin: http://192.168.1.10:8123" -D "$work/h" \
-    "http://127.0.0.1:$port/metrics" | jq -e 'type == "object" and length > 0' >/dev/null ||
-    fail "/metrics with the token is not JSON"
+    "http://127.0.0.1:$port/metrics" >"$work/every.json"
+jq -e '.fluxstat.push.influx.sent == 0 and .fluxstat.push.mqtt.sent == 0' "$work/every.json" >/dev/null ||
+    fail "/metrics with the token is not JSON with both pushers on: $(head -c 300 "$work/every.json")"
 grep -qi '^access-control-allow-origin: http://192.168.1.10:8123' "$work/h" || fail "no CORS header for the UCI cors_origin"
 stop "${pids[-1]}"
-ok "the binary runs with that command line: 401 without the token, JSON and the CORS header with it"
+ok "the pushing binary runs with that command line: 401 without the token; JSON, the CORS header and both pushers on with it"
+
+# The plain build with a push option set in UCI: a usage error naming the flavour
+# that has it (procd logs it), never a service that quietly does not push.
+set +e
+"$native" --listen "127.0.0.1:$port" --mqtt "mqtt://127.0.0.1:$mqtt_port" 2>"$work/plain.err"
+code=$?
+set -e
+[[ $code == 2 ]] || fail "the plain build with --mqtt exited $code, not 2: $(cat "$work/plain.err")"
+grep -q 'fluxstat-push' "$work/plain.err" || fail "the plain build's refusal does not name fluxstat-push: $(cat "$work/plain.err")"
+ok "the plain build refuses a push option (exit 2) and names fluxstat-push"
 
 # ---- 3. every option everywhere ---------------------------------------------
-mapfile -t options < <("$native" --help | sed -n 's/^  --\([a-z-]*\) [A-Z].*/\1/p')
+mapfile -t options < <("$native_push" --help | sed -n 's/^  --\([a-z-]*\) [A-Z].*/\1/p')
 ((${#options[@]} >= 10)) || fail "could not read the options from fluxstat --help"
+while read -r o; do
+    printf '%s\n' "${options[@]}" | grep -qx -- "$o" || fail "--$o of the plain build is not in the pushing build's --help"
+done < <("$native" --help | sed -n 's/^  --\([a-z-]*\) [A-Z].*/\1/p')
 for o in "${options[@]}"; do
     u="${o//-/_}"
     e="FLUXSTAT_${u^^}"
@@ -219,7 +264,7 @@ for o in "${options[@]}"; do
     grep -Eq "^[[:space:]]*fluxstat_(option|list|joined) $u --$o\$" packaging/openwrt/fluxstat.init || fail "fluxstat.init does not pass $u as --$o"
     grep -Eq "^#?$e=" packaging/debian/fluxstat.default || fail "/etc/default/fluxstat lacks $e"
 done
-ok "all ${#options[@]} options of fluxstat --help are in /etc/config/fluxstat, the init script and /etc/default/fluxstat"
+ok "all ${#options[@]} options of fluxstat --help (the pushing build) are in /etc/config/fluxstat, the init script and /etc/default/fluxstat"
 
 # ---- 4. the .deb ---------------------------------------------------------------
 deb1="$(grep '_amd64\.deb$' "$work/v1.list")" || fail "no amd64 .deb"
@@ -279,6 +324,7 @@ pids+=($!)
 wait_http "http://127.0.0.1:$port/health" || fail "the installed fluxstat did not serve: $(cat "$work/deb.log")"
 curl -fsS "http://127.0.0.1:$port/metrics" | jq -e 'type == "object" and length > 0' >/dev/null || fail "/metrics is not a JSON object"
 [[ "$(/usr/bin/fluxstat --version)" == *"$version"* ]] || fail "the installed binary is not version $version"
+/usr/bin/fluxstat --help | grep -q -- '--influx-url URL' || fail "the .deb's binary is not the pushing build"
 stop "${pids[-1]}"
 ok "installed /usr/bin/fluxstat serves /metrics (JSON) on 127.0.0.1:$port"
 

@@ -411,7 +411,7 @@ const PUSH_NAMES: &str =
 /// The answer to a push option in a build without pushing.
 #[cfg(not(feature = "push"))]
 const NO_PUSH: &str =
-    "this fluxstat was built without push support: build it with `cargo build --release --features push`";
+    "this fluxstat was built without pushing: install the fluxstat-push package or release file, or build with `cargo build --release --features push`";
 
 /// Every option this build knows.
 #[cfg(feature = "push")]

@@ -177,7 +177,7 @@ fn version_and_help() {
 #[cfg(not(feature = "push"))]
 #[test]
 fn push_options_need_the_push_feature() {
-    let why = "this fluxstat was built without push support: build it with `cargo build --release --features push`";
+    let why = "this fluxstat was built without pushing: install the fluxstat-push package or release file, or build with `cargo build --release --features push`";
     for name in [
         "influx-url",
         "influx-token-file",

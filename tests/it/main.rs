@@ -23,6 +23,8 @@ mod properties;
 mod pull;
 #[cfg(all(feature = "push", target_os = "linux"))]
 mod push;
+#[cfg(all(feature = "push", target_os = "linux"))]
+mod push_v2;
 mod robustness;
 // Sensor readers under a deadline, FIFOs, SIGTERM, procfs misses: Linux-only
 // (cross/windows/skipped-tests).

@@ -21,12 +21,12 @@ use crate::cli::{fluxstat, Running};
 use crate::servers::{http, metrics, skip_emulated, tool, wait_until, Daemon, TempDir};
 use crate::support::{as_f64, as_str, as_u64, at, PATIENCE};
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port()
 }
 
 /// `%XX` for everything but unreserved characters.
-fn urlencode(s: &str) -> String {
+pub(crate) fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
@@ -40,7 +40,7 @@ fn urlencode(s: &str) -> String {
 
 /// A copy of the x86 fixture's procfs whose mount table lists `/` and `mounts`
 /// (real directories, so statvfs answers).
-fn procfs_with_mounts(dir: &Path, mounts: &[&Path]) -> PathBuf {
+pub(crate) fn procfs_with_mounts(dir: &Path, mounts: &[&Path]) -> PathBuf {
     let proc = dir.join("proc");
     copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/x86/proc"), &proc);
     write_mounts(&proc, mounts);
@@ -82,7 +82,7 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn counter(doc: &Value, pusher: &str, name: &str) -> u64 {
+pub(crate) fn counter(doc: &Value, pusher: &str, name: &str) -> u64 {
     as_u64(at(doc, &["fluxstat", "push", pusher, name]))
 }
 

@@ -25,7 +25,7 @@ pub fn tool(name: &str) -> Option<PathBuf> {
     if found.is_none() {
         assert!(std::env::var_os("CI").is_none(), "CI is set but {name} is not installed (.ci/run installs it)");
         eprintln!(
-            "skipping: {name} is not installed (apt-get install influxdb mosquitto mosquitto-clients collectd-core)"
+            "skipping: {name} is not installed (apt-get install influxdb victoria-metrics mosquitto mosquitto-clients collectd-core)"
         );
     }
     found
