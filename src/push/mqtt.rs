@@ -1,10 +1,13 @@
 //! The MQTT pusher: an MQTT 3.1.1 client that only publishes (CONNECT with a
 //! last will, PUBLISH at QoS 0, PINGREQ), and the loop that keeps it connected.
 //!
-//! On each connect it publishes `online` to the availability topic, every
-//! discovery config (retained) and the latest state; then the state of each
-//! sample it takes, new configs when an entity appears, and an empty retained
-//! config when one goes (a disk unmounted, a sensor gone). The will, retained,
+//! On each connect it reads back the discovery configs the broker holds for this
+//! node (`earlier_configs`), then publishes `online` to the availability topic,
+//! every discovery config (retained), an empty retained config for each one read
+//! back that is no longer an entity (gone while fluxstat was down), and the latest
+//! state; then the state of each sample it takes, new configs when an entity
+//! appears, and an empty retained config when one goes (a disk unmounted, a sensor
+//! gone). The will, retained,
 //! says `offline`: the broker publishes it when fluxstat stops (the connection
 //! is closed without DISCONNECT, on purpose) or the link drops (keep-alive 60 s).
 //!
@@ -28,6 +31,11 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod codec;
+
+pub use codec::{connack, connect, publish, Will, PINGREQ};
+use codec::{refusal, Incoming};
+
 use super::net::{self, Backoff, Url};
 use super::{ha, Channel, Mailbox};
 use crate::snapshot::Snapshot;
@@ -42,95 +50,6 @@ pub struct Target {
     pub credentials: Option<(String, String)>,
     /// Discovery prefix, `homeassistant` by default.
     pub prefix: String,
-}
-
-// ---- The encoder -------------------------------------------------------------
-
-/// Appends MQTT's variable-length "remaining length".
-fn remaining_length(out: &mut Vec<u8>, mut n: usize) {
-    loop {
-        let mut byte = (n % 128) as u8;
-        n /= 128;
-        if n > 0 {
-            byte |= 0x80;
-        }
-        out.push(byte);
-        if n == 0 {
-            break;
-        }
-    }
-}
-
-/// Appends a length-prefixed string or binary field.
-fn field(out: &mut Vec<u8>, data: &[u8]) {
-    let len = u16::try_from(data.len()).unwrap_or(u16::MAX);
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(&data[..usize::from(len)]);
-}
-
-fn packet(first: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(body.len() + 5);
-    out.push(first);
-    remaining_length(&mut out, body.len());
-    out.extend_from_slice(body);
-    out
-}
-
-/// The will of a CONNECT: topic, payload, retained, at QoS 1 (the broker stores
-/// and delivers it; nothing for the client to acknowledge).
-pub struct Will<'a> {
-    pub topic: &'a str,
-    pub payload: &'a [u8],
-}
-
-/// CONNECT with a clean session, a will, optional user name and password.
-pub fn connect(client_id: &str, keep_alive: u16, will: &Will, credentials: Option<(&str, &str)>) -> Vec<u8> {
-    let mut flags = 0x02 | 0x04 | (1 << 3) | 0x20; // clean session, will at QoS 1, retained
-    if credentials.is_some() {
-        flags |= 0x80 | 0x40;
-    }
-    let mut body = Vec::new();
-    field(&mut body, b"MQTT");
-    body.push(4); // protocol level: 3.1.1
-    body.push(flags);
-    body.extend_from_slice(&keep_alive.to_be_bytes());
-    field(&mut body, client_id.as_bytes());
-    field(&mut body, will.topic.as_bytes());
-    field(&mut body, will.payload);
-    if let Some((user, password)) = credentials {
-        field(&mut body, user.as_bytes());
-        field(&mut body, password.as_bytes());
-    }
-    packet(0x10, &body)
-}
-
-/// PUBLISH at QoS 0.
-pub fn publish(topic: &str, payload: &[u8], retain: bool) -> Vec<u8> {
-    let mut body = Vec::with_capacity(topic.len() + payload.len() + 2);
-    field(&mut body, topic.as_bytes());
-    body.extend_from_slice(payload);
-    packet(0x30 | u8::from(retain), &body)
-}
-
-pub const PINGREQ: [u8; 2] = [0xc0, 0x00];
-
-/// The return code of a CONNACK (`20 02 flags code`), or why it is not one.
-pub fn connack(bytes: &[u8; 4]) -> Result<u8, String> {
-    if bytes[0] != 0x20 || bytes[1] != 0x02 {
-        return Err(format!("not a CONNACK: {bytes:02x?}"));
-    }
-    Ok(bytes[3])
-}
-
-fn refusal(code: u8) -> &'static str {
-    match code {
-        1 => "unacceptable protocol version",
-        2 => "client identifier rejected",
-        3 => "server unavailable",
-        4 => "bad user name or password",
-        5 => "not authorised",
-        _ => "refused",
-    }
 }
 
 // ---- The client --------------------------------------------------------------
@@ -199,6 +118,12 @@ impl Session<'_> {
         }
         crate::info!("MQTT: connected to {}, publishing under fluxstat/{node}", self.target.url.authority());
         backoff.reset();
+        let filter = format!("{}/sensor/{node}/+/config", self.target.prefix);
+        for topic in earlier_configs(&mut stream, &filter)? {
+            if !retained.contains(&topic) {
+                retained.push(topic);
+            }
+        }
         let mut heard = Instant::now();
         let mut out = publish(&status, b"online", true);
         let mut known: Option<Vec<ha::Entity>> = None;
@@ -254,6 +179,56 @@ impl Session<'_> {
     }
 }
 
+/// The discovery configs the broker holds retained for this node, from this
+/// process or an earlier one: subscribe to them, collect what the broker sends at
+/// once, unsubscribe. Added to the configs to compare against, they let the first
+/// publish empty the config of an entity that went while fluxstat was down (a disk
+/// unplugged before a reboot), which Home Assistant would otherwise keep as
+/// "unavailable" for good. Bounded: 2 s at most (the retained messages follow the
+/// SUBACK at once; a quarter second of quiet ends them), 256 KiB read, 1,024
+/// topics. A broker that refuses the subscription (an ACL) sends none.
+fn earlier_configs(stream: &mut TcpStream, filter: &str) -> io::Result<Vec<String>> {
+    const QUIET: Duration = Duration::from_millis(250);
+    stream.write_all(&codec::subscribe(1, filter)).map_err(net::timed_out)?;
+    let started = Instant::now();
+    let (mut buf, mut chunk) = (Vec::new(), [0u8; 2048]);
+    let mut topics = Vec::new();
+    let mut subscribed = false;
+    while buf.len() < 256 * 1024 {
+        let left = Duration::from_secs(2).saturating_sub(started.elapsed());
+        let wait = if subscribed { QUIET.min(left) } else { left };
+        if wait.is_zero() {
+            break;
+        }
+        stream.set_read_timeout(Some(wait))?;
+        match stream.read(&mut chunk) {
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "the broker closed the connection")),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+        let mut at = 0;
+        while let Some((packet, len)) = codec::next_packet(&buf[at..]).map_err(io::Error::other)? {
+            match packet {
+                Incoming::SubAck => subscribed = true,
+                Incoming::Publish { topic, retained: true, empty: false } if topics.len() < 1024 => {
+                    if let Ok(t) = std::str::from_utf8(topic) {
+                        topics.push(t.to_owned());
+                    }
+                }
+                _ => {}
+            }
+            at += len;
+        }
+        buf.drain(..at);
+    }
+    stream.set_read_timeout(Some(net::DEADLINE))?;
+    // Its UNSUBACK, and anything after the quiet, the next drain reads and drops.
+    stream.write_all(&codec::unsubscribe(2, filter)).map_err(net::timed_out)?;
+    Ok(topics)
+}
+
 /// Reads what the broker sent (a PINGRESP; a publish-only client gets nothing
 /// else) without waiting; the end of the stream is the broker closing.
 fn drain(stream: &mut TcpStream, heard: &mut Instant) -> io::Result<()> {
@@ -278,50 +253,4 @@ fn drain(stream: &mut TcpStream, heard: &mut Instant) -> io::Result<()> {
     }
     stream.set_nonblocking(false)?;
     result
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn remaining_length_table() {
-        for (n, want) in [
-            (0, vec![0]),
-            (127, vec![0x7f]),
-            (128, vec![0x80, 1]),
-            (16_383, vec![0xff, 0x7f]),
-            (16_384, vec![0x80, 0x80, 1]),
-        ] {
-            let mut out = Vec::new();
-            remaining_length(&mut out, n);
-            assert_eq!(out, want, "{n}");
-        }
-    }
-
-    #[test]
-    fn connect_and_publish_bytes() {
-        let c = connect("id", 60, &Will { topic: "t/s", payload: b"offline" }, Some(("u", "p")));
-        let want: Vec<u8> = [
-            &[0x10, 34][..],
-            &[0, 4],
-            b"MQTT",
-            &[4, 0xee, 0, 60],
-            &[0, 2],
-            b"id",
-            &[0, 3],
-            b"t/s",
-            &[0, 7],
-            b"offline",
-            &[0, 1],
-            b"u",
-            &[0, 1],
-            b"p",
-        ]
-        .concat();
-        assert_eq!(c, want);
-        assert_eq!(publish("a/b", b"xy", true), [0x31, 7, 0, 3, b'a', b'/', b'b', b'x', b'y']);
-        assert_eq!(connack(&[0x20, 2, 0, 5]), Ok(5));
-        assert!(connack(&[0x30, 2, 0, 0]).is_err());
-    }
 }

@@ -581,3 +581,54 @@ fn sigterm_stops_fluxstat_while_pushing() {
     assert_eq!(code, 0);
     assert!(took < Duration::from_secs(2), "{took:?}");
 }
+
+/// A disk that went while fluxstat was down (unplugged before a reboot): the next
+/// run reads back the configs the broker holds for its node and empties the ones
+/// that are no longer entities, so Home Assistant does not keep them for good.
+#[test]
+fn mqtt_removes_an_entity_that_went_while_fluxstat_was_down() {
+    if skip_emulated() {
+        return;
+    }
+    let dir = TempDir::new("mqtt-down");
+    let Some(broker) = Broker::start(&dir.0) else { return };
+    let data = dir.0.join("usb");
+    std::fs::create_dir_all(&data).expect("dir");
+    let proc = procfs_with_mounts(&dir.0, &[&data]);
+    let url = format!("mqtt://127.0.0.1:{}", broker.port);
+    let start = || {
+        let mut fx = Running::start(
+            fluxstat()
+                .args(["--listen", "127.0.0.1:0", "--interval", "200ms", "--disk-exclude-mount", "", "--mqtt", &url])
+                .arg("--procfs")
+                .arg(&proc),
+        );
+        let addr = fx.listening_addr();
+        (fx, addr)
+    };
+    let disk_configs = || -> Vec<String> {
+        broker
+            .retained()
+            .into_iter()
+            .filter(|(t, p)| t.starts_with("homeassistant/sensor/") && t.contains("/disk_") && !p.is_empty())
+            .map(|(t, _)| t)
+            .collect()
+    };
+
+    let (fx, addr) = start();
+    wait_until("the first run's configs published", PATIENCE, || counter(&metrics(addr).0, "mqtt", "sent") >= 2);
+    let before = disk_configs();
+    let usb: Vec<&String> = before.iter().filter(|t| !t.contains("/disk_root")).collect();
+    assert!(!usb.is_empty(), "the second disk has configs: {before:?}");
+    drop(fx);
+
+    // Down: the disk goes; then fluxstat starts again without it.
+    write_mounts(&proc, &[]);
+    let (_fx, addr) = start();
+    wait_until("the second run publishing", PATIENCE, || counter(&metrics(addr).0, "mqtt", "sent") >= 2);
+    let after = disk_configs();
+    for t in &usb {
+        assert!(!after.contains(t), "{t} is still retained after the disk went while fluxstat was down: {after:?}");
+    }
+    assert!(after.iter().any(|t| t.contains("/disk_root")), "the disk still there keeps its configs: {after:?}");
+}
