@@ -1,3 +1,4 @@
+#![allow(dead_code)] // each program uses its own part of the harness
 // Shared harness of all programs (included with #[path]): the inputs come from
 // argv/env/stdin and every result goes to stdout, so nothing can be constant-folded.
 //   prog CLIENT_ID WILL_TOPIC WILL_PAYLOAD TOPIC PAYLOAD   (MQTT_USER, MQTT_PASSWORD in env)
@@ -62,4 +63,12 @@ pub fn out(bytes: &[u8]) {
 pub fn fail(msg: &str) -> ! {
     eprintln!("{msg}");
     std::process::exit(1);
+}
+
+/// The CONNACK's return code, checked by hand (`20 02 flags code`) as fluxstat does.
+pub fn connack_by_hand(ack: &[u8; 4]) {
+    if ack[0] != 0x20 || ack[1] != 0x02 {
+        fail(&format!("not a CONNACK: {ack:02x?}"));
+    }
+    out(&ack[3..]);
 }

@@ -5,7 +5,7 @@
 //!
 //! Standalone (std only) and pure, so that `bench/mqtt-codecs/` builds this very
 //! file next to the codec crates it was measured against: on the ARMv7 artefact
-//! it costs under 1 KB, the crates 6.8 to 10.3 KB (BENCHMARKS.md).
+//! it costs under 1 KB, the crates 6.8 to 10.2 KB (BENCHMARKS.md).
 
 /// Appends MQTT's variable-length "remaining length".
 fn remaining_length(out: &mut Vec<u8>, mut n: usize) {

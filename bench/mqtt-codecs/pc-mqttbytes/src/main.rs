@@ -1,41 +1,14 @@
 //! (c) The same packets with mqttbytes (v4 module: MQTT 3.1.1).
 #[path = "../../common.rs"]
 mod common;
+mod encode;
 
 use bytes::BytesMut;
-use mqttbytes::v4::{self, Connect, LastWill, Packet, PingReq, Publish};
-use mqttbytes::QoS;
+use mqttbytes::v4::{self, Packet};
 
 fn main() {
     let i = common::inputs();
-    let mut connect = Connect::new(i.client_id.as_str());
-    connect.keep_alive = common::KEEP_ALIVE;
-    connect.clean_session = true;
-    connect.last_will = Some(LastWill::new(i.will_topic.as_str(), i.will_payload.clone(), QoS::AtLeastOnce, true));
-    if let Some((u, p)) = i.creds() {
-        connect.set_login(u, p);
-    }
-    // One buffer per packet: Connect::write patches its flags at an index
-    // counted from the start of the buffer.
-    let mut buf = BytesMut::new();
-    if let Err(e) = connect.write(&mut buf) {
-        common::fail(&format!("encoding: {e:?}"));
-    }
-    common::out(&buf);
-    for retain in [true, false] {
-        let mut publish = Publish::new(i.topic.as_str(), QoS::AtMostOnce, i.payload.clone());
-        publish.retain = retain;
-        let mut buf = BytesMut::new();
-        if let Err(e) = publish.write(&mut buf) {
-            common::fail(&format!("encoding: {e:?}"));
-        }
-        common::out(&buf);
-    }
-    let mut buf = BytesMut::new();
-    if let Err(e) = PingReq.write(&mut buf) {
-        common::fail(&format!("encoding: {e:?}"));
-    }
-    common::out(&buf);
+    encode::all(&i);
     let ack = common::connack_bytes();
     let mut stream = BytesMut::from(&ack[..]);
     match v4::read(&mut stream, 1024) {

@@ -1,45 +1,11 @@
-//! Encoder-only variant of (c) The same packets with mqttbytes (v4 module: MQTT 3.1.1).
+//! Encoder-only variant of (c) The same packets with mqttbytes (v4 module: MQTT 3.1.1).: the CONNACK checked by hand, as fluxstat does.
 #[path = "../../../common.rs"]
 mod common;
-
-use bytes::BytesMut;
-use mqttbytes::v4::{Connect, LastWill, PingReq, Publish};
-use mqttbytes::QoS;
+#[path = "../encode.rs"]
+mod encode;
 
 fn main() {
     let i = common::inputs();
-    let mut connect = Connect::new(i.client_id.as_str());
-    connect.keep_alive = common::KEEP_ALIVE;
-    connect.clean_session = true;
-    connect.last_will = Some(LastWill::new(i.will_topic.as_str(), i.will_payload.clone(), QoS::AtLeastOnce, true));
-    if let Some((u, p)) = i.creds() {
-        connect.set_login(u, p);
-    }
-    // One buffer per packet: Connect::write patches its flags at an index
-    // counted from the start of the buffer.
-    let mut buf = BytesMut::new();
-    if let Err(e) = connect.write(&mut buf) {
-        common::fail(&format!("encoding: {e:?}"));
-    }
-    common::out(&buf);
-    for retain in [true, false] {
-        let mut publish = Publish::new(i.topic.as_str(), QoS::AtMostOnce, i.payload.clone());
-        publish.retain = retain;
-        let mut buf = BytesMut::new();
-        if let Err(e) = publish.write(&mut buf) {
-            common::fail(&format!("encoding: {e:?}"));
-        }
-        common::out(&buf);
-    }
-    let mut buf = BytesMut::new();
-    if let Err(e) = PingReq.write(&mut buf) {
-        common::fail(&format!("encoding: {e:?}"));
-    }
-    common::out(&buf);
-    let ack = common::connack_bytes();
-    // CONNACK checked by hand as fluxstat does (`20 02 flags code`): encoder-only use of the crate.
-    if ack[0] != 0x20 || ack[1] != 0x02 {
-        common::fail(&format!("not a CONNACK: {ack:02x?}"));
-    }
-    common::out(&ack[3..]);
+    encode::all(&i);
+    common::connack_by_hand(&common::connack_bytes());
 }

@@ -1,49 +1,11 @@
-//! Encoder-only variant of (d) The same packets with mqtt-protocol (crate `mqtt`).
+//! Encoder-only variant of (d) The same packets with mqtt-protocol (crate `mqtt`).: the CONNACK checked by hand, as fluxstat does.
 #[path = "../../../common.rs"]
 mod common;
-
-
-use mqtt::packet::{ConnectPacket, PingreqPacket, PublishPacket, QoSWithPacketIdentifier};
-use mqtt::{Encodable, TopicName};
-
-fn encoded<E: Encodable>(p: &E) -> Vec<u8> {
-    let mut buf = Vec::new();
-    if let Err(e) = p.encode(&mut buf) {
-        common::fail(&format!("encoding: {e}"));
-    }
-    buf
-}
-
-fn topic(t: &str) -> TopicName {
-    match TopicName::new(t) {
-        Ok(t) => t,
-        Err(e) => common::fail(&format!("bad topic: {e}")),
-    }
-}
+#[path = "../encode.rs"]
+mod encode;
 
 fn main() {
     let i = common::inputs();
-    let mut connect = ConnectPacket::new(i.client_id.as_str());
-    connect.set_clean_session(true);
-    connect.set_keep_alive(common::KEEP_ALIVE);
-    connect.set_will(Some((topic(&i.will_topic), i.will_payload.clone())));
-    connect.set_will_qos(1);
-    connect.set_will_retain(true);
-    if let Some((u, p)) = i.creds() {
-        connect.set_user_name(Some(u.to_owned()));
-        connect.set_password(Some(p.to_owned()));
-    }
-    common::out(&encoded(&connect));
-    for retain in [true, false] {
-        let mut publish = PublishPacket::new(topic(&i.topic), QoSWithPacketIdentifier::Level0, i.payload.clone());
-        publish.set_retain(retain);
-        common::out(&encoded(&publish));
-    }
-    common::out(&encoded(&PingreqPacket::new()));
-    let ack = common::connack_bytes();
-    // CONNACK checked by hand as fluxstat does (`20 02 flags code`): encoder-only use of the crate.
-    if ack[0] != 0x20 || ack[1] != 0x02 {
-        common::fail(&format!("not a CONNACK: {ack:02x?}"));
-    }
-    common::out(&ack[3..]);
+    encode::all(&i);
+    common::connack_by_hand(&common::connack_bytes());
 }
