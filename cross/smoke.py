@@ -51,17 +51,6 @@ def fail(msg, log=""):
     sys.exit(1)
 
 
-def http_get(port, path, timeout):
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
-    return status, body
-
-
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -274,7 +263,7 @@ def main():
                 port = int(m.group(1))
 
         # 2. /metrics
-        status, body = http_get(port, "/metrics", 20)
+        status, _, body = http(port, "GET", "/metrics", 20)
         if status != 200:
             fail(f"/metrics gave {status}")
         doc = json.loads(body)
