@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Usage: ./run.sh TARGET — runs every program on the same inputs (under qemu for armv7)
-# and compares the CONNECT/PUBLISH/PINGREQ/return-code output of (b), (c), (d) with (a).
+# and compares the CONNECT/PUBLISH/PINGREQ/return-code output and the exit status of
+# (b), (c), (d) with (a).
 set -uo pipefail
 target="$1"
 cd "$(dirname "$0")"
@@ -26,11 +27,17 @@ for case in creds nocreds long; do
         [[ $case == long ]] && PAYLOAD="$long_payload"
         for p in pa-own $OTHERS; do
             run "$p" "$ack" "${envs[@]}" >"$res/res.$p" 2>"$res/err.$p"
-            echo $? >>"$res/res.$p.rc"
+            echo $? >"$res/res.$p.rc"
         done
         for p in $OTHERS; do
-            if cmp -s "$res/res.pa-own" "$res/res.$p"; then r=identical; else r=DIFFERENT; status=1; fi
-            printf '%-8s %-20s %-17s %s (rc %s vs %s)\n' "$case" "$ack" "$p" "$r" "$(tail -1 "$res/res.pa-own.rc")" "$(tail -1 "$res/res.$p.rc")"
+            # The bytes written and the exit status must both match fluxstat's codec.
+            if cmp -s "$res/res.pa-own" "$res/res.$p" && cmp -s "$res/res.pa-own.rc" "$res/res.$p.rc"; then
+                r=identical
+            else
+                r=DIFFERENT
+                status=1
+            fi
+            printf '%-8s %-20s %-17s %s (rc %s vs %s)\n' "$case" "$ack" "$p" "$r" "$(cat "$res/res.pa-own.rc")" "$(cat "$res/res.$p.rc")"
         done
     done
 done

@@ -154,8 +154,9 @@ fn post(target: &Target, conn: &mut Option<TcpStream>, body: &[u8]) -> io::Resul
             None => net::connect(&target.url)?,
         };
         let deadline = Instant::now() + net::DEADLINE;
-        let result =
-            stream.write_all(&request).and_then(|()| read_answer(&mut stream, deadline)).map_err(net::timed_out);
+        let result = send(&mut stream, &request, deadline)
+            .and_then(|()| read_answer(&mut stream, deadline))
+            .map_err(net::timed_out);
         match result {
             Ok((status, text, keep)) => {
                 if keep {
@@ -170,17 +171,40 @@ fn post(target: &Target, conn: &mut Option<TcpStream>, body: &[u8]) -> io::Resul
     Err(io::Error::other("no answer"))
 }
 
+/// Writes `request` whole by `deadline`: each write waits at most the time left,
+/// so a server that takes the bytes slowly cannot hold the pusher past it.
+fn send(stream: &mut TcpStream, request: &[u8], deadline: Instant) -> io::Result<()> {
+    let mut sent = 0;
+    while sent < request.len() {
+        stream.set_write_timeout(Some(left(deadline)?))?;
+        match stream.write(&request[sent..]) {
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "the connection took no more")),
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The time left until `deadline`, or `TimedOut` when none is.
+fn left(deadline: Instant) -> io::Result<std::time::Duration> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(io::Error::new(io::ErrorKind::TimedOut, "no answer within 5 s"));
+    }
+    Ok(left)
+}
+
 /// Reads one answer by `deadline`: the status, the start of the body, and
 /// whether the connection can carry the next request.
 fn read_answer(stream: &mut TcpStream, deadline: Instant) -> io::Result<(u16, String, bool)> {
     let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidData, why.to_owned());
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
-    // Each read waits at most the socket's timeout; a server trickling bytes is cut off here.
+    // Each read waits at most the time left: a server trickling bytes is cut off at the deadline.
     let read = |stream: &mut TcpStream, chunk: &mut [u8]| {
-        if Instant::now() > deadline {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "no answer within 5 s"));
-        }
+        stream.set_read_timeout(Some(left(deadline)?))?;
         stream.read(chunk)
     };
     let head_end = loop {

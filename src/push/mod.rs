@@ -20,6 +20,7 @@ pub mod line;
 pub mod mqtt;
 pub mod net;
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -118,8 +119,9 @@ pub struct Mailbox {
 
 #[derive(Debug)]
 struct Mail {
-    /// Oldest first (a `Vec`: smaller code than a ring, and rarely more than one).
-    queue: Vec<Arc<Snapshot>>,
+    /// Oldest first; full, the front goes (without moving the rest: a pusher held
+    /// by a slow database can let it fill to the backlog's size).
+    queue: VecDeque<Arc<Snapshot>>,
     capacity: usize,
     every_us: i64,
     last_us: Option<i64>,
@@ -128,7 +130,7 @@ struct Mail {
 impl Mailbox {
     pub fn new(capacity: usize, every: Duration, interval: Duration, counters: Arc<Channel>) -> Mailbox {
         let every_us = i64::try_from(every.saturating_sub(interval / 2).as_micros()).unwrap_or(i64::MAX);
-        let mail = Mail { queue: Vec::new(), capacity: capacity.max(1), every_us, last_us: None };
+        let mail = Mail { queue: VecDeque::new(), capacity: capacity.max(1), every_us, last_us: None };
         Mailbox { mail: Mutex::new(mail), arrived: Condvar::new(), counters }
     }
 
@@ -144,10 +146,10 @@ impl Mailbox {
         }
         m.last_us = Some(s.taken_at_us);
         if m.queue.len() >= m.capacity {
-            m.queue.remove(0);
+            m.queue.pop_front();
             self.counters.add_dropped(1);
         }
-        m.queue.push(Arc::clone(s));
+        m.queue.push_back(Arc::clone(s));
         drop(m);
         self.arrived.notify_one();
     }
@@ -168,7 +170,7 @@ impl Mailbox {
                 }
             };
         }
-        std::mem::take(&mut m.queue)
+        m.queue.drain(..).collect()
     }
 }
 
@@ -224,11 +226,14 @@ mod tests {
         let second = Duration::from_secs(1);
         let m = Arc::new(Mailbox::new(2, second, second, Arc::clone(&channel)));
         let theirs = Arc::clone(&m);
-        let t = std::thread::spawn(move || theirs.wait(None));
+        // Bounded: a lost wake-up fails the test (empty after 10 s) instead of hanging it.
+        let t = std::thread::spawn(move || theirs.wait(Some(Instant::now() + Duration::from_secs(10))));
+        // Most likely waiting by now, so the offer goes through the wake-up; if not,
+        // the sample is there when it looks, and the result is the same.
         std::thread::sleep(Duration::from_millis(20));
         m.offer(&sample(1_000_000));
         let got = t.join().expect("the waiting thread");
-        assert_eq!(got.iter().map(|s| s.taken_at_us).collect::<Vec<_>>(), [1_000_000]);
+        assert_eq!(got.iter().map(|s| s.taken_at_us).collect::<Vec<_>>(), [1_000_000], "woken with the sample");
         // Nothing came: the wait ends at the deadline, empty.
         let t0 = Instant::now();
         assert!(m.wait(Some(t0 + Duration::from_millis(30))).is_empty());

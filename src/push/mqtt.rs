@@ -1,5 +1,6 @@
-//! The MQTT pusher: an MQTT 3.1.1 client that only publishes (CONNECT with a
-//! last will, PUBLISH at QoS 0, PINGREQ), and the loop that keeps it connected.
+//! The MQTT pusher: an MQTT 3.1.1 client that publishes (CONNECT with a last
+//! will, PUBLISH at QoS 0, PINGREQ) and at each connect briefly subscribes to its
+//! own node's discovery configs, and the loop that keeps it connected.
 //!
 //! On each connect it reads back the discovery configs the broker holds for this
 //! node (`earlier_configs`), then publishes `online` to the availability topic,
@@ -57,30 +58,42 @@ pub struct Target {
 /// Runs forever on the pusher's thread: keeps a connection and publishes each
 /// sample that comes; while the broker is away, the mailbox keeps the newest.
 pub fn run(target: &Target, mailbox: &Mailbox, every: Duration, counters: &Channel) {
-    // Config topics retained at the broker by this process, kept across
-    // reconnects so that an entity that went meanwhile is still removed.
-    let mut retained: Vec<String> = Vec::new();
-    let mut last: Option<Arc<Snapshot>> = None;
-    let mut backoff = Backoff::default();
-    let mut failing = false;
+    let mut kept = Kept { read_back: true, ..Kept::default() };
     loop {
-        if last.is_none() {
-            last = mailbox.wait(None).pop();
+        if kept.last.is_none() {
+            kept.last = mailbox.wait(None).pop();
         }
-        let Some(first) = last.clone() else { continue };
+        let Some(first) = kept.last.clone() else { continue };
         let session = Session { target, every, counters, mailbox };
-        let Err(e) = session.run(&first, &mut retained, &mut last, &mut backoff);
+        let Err(e) = session.run(&first, &mut kept);
         counters.add_failed();
-        counters.set_queued(usize::from(last.is_some()));
-        let wait = backoff.delay();
-        if !failing {
+        counters.set_queued(usize::from(kept.last.is_some()));
+        let wait = kept.backoff.delay();
+        if !kept.failing {
             crate::warn!("MQTT: {e}; reconnecting with back-off");
         } else {
             crate::debug!("MQTT: {e}; reconnecting in {} s", wait.as_secs());
         }
-        failing = true;
+        kept.failing = true;
         std::thread::sleep(wait);
     }
+}
+
+/// What the pusher keeps across connections.
+#[derive(Default)]
+struct Kept {
+    /// Config topics retained at the broker by this process (or read back from
+    /// it), so that an entity that went meanwhile is still removed.
+    retained: Vec<String>,
+    /// The newest sample taken: published again on reconnect.
+    last: Option<Arc<Snapshot>>,
+    backoff: Backoff,
+    /// Since the last failure, nothing was published: warn once, then debug.
+    failing: bool,
+    /// Whether to read back the node's retained configs at connect; off for good
+    /// once a connection broke while doing it (a broker whose ACL drops a client
+    /// that subscribes), so that publishing still works there.
+    read_back: bool,
 }
 
 struct Session<'a> {
@@ -92,13 +105,7 @@ struct Session<'a> {
 
 impl Session<'_> {
     /// One connection, until it fails.
-    fn run(
-        &self,
-        first: &Snapshot,
-        retained: &mut Vec<String>,
-        last: &mut Option<Arc<Snapshot>>,
-        backoff: &mut Backoff,
-    ) -> io::Result<std::convert::Infallible> {
+    fn run(&self, first: &Snapshot, kept: &mut Kept) -> io::Result<std::convert::Infallible> {
         let node = ha::node(first);
         let status = format!("fluxstat/{node}/status");
         let mut stream = net::connect(&self.target.url)?;
@@ -117,11 +124,23 @@ impl Session<'_> {
             return Err(io::Error::other(format!("the broker refused the connection: {}", refusal(code))));
         }
         crate::info!("MQTT: connected to {}, publishing under fluxstat/{node}", self.target.url.authority());
-        backoff.reset();
-        let filter = format!("{}/sensor/{node}/+/config", self.target.prefix);
-        for topic in earlier_configs(&mut stream, &filter)? {
-            if !retained.contains(&topic) {
-                retained.push(topic);
+        if kept.read_back {
+            match earlier_configs(&mut stream, &self.target.prefix, &node) {
+                Ok(topics) => {
+                    for topic in topics {
+                        if !kept.retained.contains(&topic) {
+                            kept.retained.push(topic);
+                        }
+                    }
+                }
+                Err(e) => {
+                    kept.read_back = false;
+                    crate::warn!(
+                        "MQTT: the connection broke while reading back this node's discovery configs ({e}); \
+                         publishing without it from now on (an entity removed while fluxstat was down keeps its config)"
+                    );
+                    return Err(e);
+                }
             }
         }
         let mut heard = Instant::now();
@@ -130,11 +149,11 @@ impl Session<'_> {
         let expire = (self.every * 3).max(Duration::from_secs(30)).as_secs();
         let mut next_ping = Instant::now() + KEEP_ALIVE / 2;
         // On reconnect, the newest sample is published again even if sent before.
-        let mut taken = self.mailbox.wait(Some(Instant::now())).pop().or_else(|| last.clone());
+        let mut taken = self.mailbox.wait(Some(Instant::now())).pop().or_else(|| kept.last.clone());
         loop {
             let publishing = taken.is_some();
             if let Some(s) = taken {
-                *last = Some(Arc::clone(&s));
+                kept.last = Some(Arc::clone(&s));
                 let entities = ha::entities(&s);
                 if known.as_ref() != Some(&entities) {
                     // A few dozen topics: a `Vec` is small code, and fast enough.
@@ -144,10 +163,10 @@ impl Session<'_> {
                         out.extend(publish(&topic, json.as_bytes(), true));
                         now.push(topic);
                     }
-                    for gone in retained.iter().filter(|t| !now.contains(t)) {
+                    for gone in kept.retained.iter().filter(|t| !now.contains(t)) {
                         out.extend(publish(gone, b"", true));
                     }
-                    *retained = now;
+                    kept.retained = now;
                     known = Some(entities);
                 }
                 for (topic, json) in ha::states(&s) {
@@ -168,6 +187,9 @@ impl Session<'_> {
             if !out.is_empty() {
                 stream.write_all(&out).map_err(net::timed_out)?;
                 out.clear();
+                // Published: the connection works, back-off and warning start over.
+                kept.backoff.reset();
+                kept.failing = false;
             }
             if publishing {
                 self.counters.add_sent(1);
@@ -184,17 +206,32 @@ impl Session<'_> {
 /// once, unsubscribe. Added to the configs to compare against, they let the first
 /// publish empty the config of an entity that went while fluxstat was down (a disk
 /// unplugged before a reboot), which Home Assistant would otherwise keep as
-/// "unavailable" for good. Bounded: 2 s at most (the retained messages follow the
-/// SUBACK at once; a quarter second of quiet ends them), 256 KiB read, 1,024
-/// topics. A broker that refuses the subscription (an ACL) sends none.
-fn earlier_configs(stream: &mut TcpStream, filter: &str) -> io::Result<Vec<String>> {
+/// "unavailable" for good.
+///
+/// Only fluxstat's own are taken: an object id of the shape fluxstat writes and a
+/// config naming this device (`"identifiers":["fluxstat_<node>"]`), so another
+/// program's sensors under the same node id are left alone. Bounded: 2 s at most
+/// (the retained messages follow the SUBACK at once; a quarter second of quiet ends
+/// them), 256 KiB read in all (which bounds what is kept too), 1,024 topics. A refused subscription (SUBACK 0x80)
+/// ends it at once with none; an error means the connection broke meanwhile.
+fn earlier_configs(stream: &mut TcpStream, prefix: &str, node: &str) -> io::Result<Vec<String>> {
     const QUIET: Duration = Duration::from_millis(250);
-    stream.write_all(&codec::subscribe(1, filter)).map_err(net::timed_out)?;
+    const MAX_READ: usize = 256 * 1024;
+    let filter = format!("{prefix}/sensor/{node}/+/config");
+    let head = format!("{prefix}/sensor/{node}/");
+    let device = format!("\"identifiers\":[\"fluxstat_{node}\"]");
+    let own = |topic: &str, payload: &[u8]| {
+        let id = topic.strip_prefix(head.as_str()).and_then(|t| t.strip_suffix("/config")).unwrap_or("");
+        !id.is_empty()
+            && id.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+            && payload.windows(device.len()).any(|w| w == device.as_bytes())
+    };
+    stream.write_all(&codec::subscribe(1, &filter)).map_err(net::timed_out)?;
     let started = Instant::now();
-    let (mut buf, mut chunk) = (Vec::new(), [0u8; 2048]);
+    let (mut buf, mut chunk, mut read) = (Vec::new(), [0u8; 2048], 0);
     let mut topics = Vec::new();
     let mut subscribed = false;
-    while buf.len() < 256 * 1024 {
+    'reading: while read < MAX_READ {
         let left = Duration::from_secs(2).saturating_sub(started.elapsed());
         let wait = if subscribed { QUIET.min(left) } else { left };
         if wait.is_zero() {
@@ -203,34 +240,41 @@ fn earlier_configs(stream: &mut TcpStream, filter: &str) -> io::Result<Vec<Strin
         stream.set_read_timeout(Some(wait))?;
         match stream.read(&mut chunk) {
             Ok(0) => return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "the broker closed the connection")),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Ok(n) => {
+                read += n;
+                buf.extend_from_slice(&chunk[..n]);
+            }
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => break,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         }
         let mut at = 0;
         while let Some((packet, len)) = codec::next_packet(&buf[at..]).map_err(io::Error::other)? {
+            at += len;
             match packet {
-                Incoming::SubAck => subscribed = true,
-                Incoming::Publish { topic, retained: true, empty: false } if topics.len() < 1024 => {
-                    if let Ok(t) = std::str::from_utf8(topic) {
-                        topics.push(t.to_owned());
+                Incoming::SubAck { granted: false } => break 'reading,
+                Incoming::SubAck { granted: true } => subscribed = true,
+                Incoming::Publish { topic, retained: true, payload } if topics.len() < 1024 => {
+                    match std::str::from_utf8(topic) {
+                        Ok(t) if own(t, payload) => topics.push(t.to_owned()),
+                        _ => {}
                     }
                 }
                 _ => {}
             }
-            at += len;
         }
         buf.drain(..at);
     }
     stream.set_read_timeout(Some(net::DEADLINE))?;
     // Its UNSUBACK, and anything after the quiet, the next drain reads and drops.
-    stream.write_all(&codec::unsubscribe(2, filter)).map_err(net::timed_out)?;
+    stream.write_all(&codec::unsubscribe(2, &filter)).map_err(net::timed_out)?;
     Ok(topics)
 }
 
-/// Reads what the broker sent (a PINGRESP; a publish-only client gets nothing
-/// else) without waiting; the end of the stream is the broker closing.
+/// Reads what the broker sent (PINGRESPs, the UNSUBACK and any retained config
+/// that came after `earlier_configs` stopped listening; nothing else is
+/// subscribed to) without waiting, and drops it; the end of the stream is the
+/// broker closing.
 fn drain(stream: &mut TcpStream, heard: &mut Instant) -> io::Result<()> {
     stream.set_nonblocking(true)?;
     let mut buf = [0u8; 64];
@@ -253,4 +297,101 @@ fn drain(stream: &mut TcpStream, heard: &mut Instant) -> io::Result<()> {
     }
     stream.set_nonblocking(false)?;
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// A broker on 127.0.0.1 that reads the SUBSCRIBE and then does `act` on its
+    /// side of the connection; `earlier_configs` runs against it.
+    fn against(act: impl FnOnce(&mut TcpStream) + Send + 'static) -> (io::Result<Vec<String>>, Duration) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let broker = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().expect("accept");
+            let mut subscribe = [0u8; 64];
+            let n = s.read(&mut subscribe).expect("SUBSCRIBE");
+            assert_eq!(subscribe[0], 0x82, "{:02x?}", &subscribe[..n]);
+            act(&mut s);
+        });
+        let mut client = TcpStream::connect(addr).expect("connect");
+        let started = Instant::now();
+        let got = earlier_configs(&mut client, "homeassistant", "pi");
+        let took = started.elapsed();
+        drop(client);
+        let _ = broker.join();
+        (got, took)
+    }
+
+    fn config(object_id: &str, node: &str) -> Vec<u8> {
+        let payload =
+            format!("{{\"name\":\"x\",\"device\":{{\"identifiers\":[\"fluxstat_{node}\"],\"name\":\"pi\"}}}}");
+        publish(&format!("homeassistant/sensor/pi/{object_id}/config"), payload.as_bytes(), true)
+    }
+
+    #[test]
+    fn only_fluxstats_own_retained_configs_are_taken() {
+        let (got, _) = against(|s| {
+            let mut out = vec![0x90, 3, 0, 1, 0];
+            out.extend(config("disk_usb_1234abcd_free", "pi"));
+            // Another program's sensor under the same node id, one of another
+            // fluxstat device, one of a shape fluxstat never writes, and an
+            // emptied (deleted) one.
+            out.extend(publish("homeassistant/sensor/pi/othertool_cpu/config", b"{\"name\":\"cpu\"}", true));
+            out.extend(config("cpu", "router"));
+            out.extend(config("Disk-Free", "pi"));
+            out.extend(publish("homeassistant/sensor/pi/load_1/config", b"", true));
+            // Not retained: a live message is not what the broker holds.
+            let mut live = config("uptime", "pi");
+            live[0] = 0x30;
+            out.extend(live);
+            s.write_all(&out).expect("write");
+            let _ = s.read(&mut [0u8; 64]); // the UNSUBSCRIBE
+        });
+        assert_eq!(got.expect("read back"), ["homeassistant/sensor/pi/disk_usb_1234abcd_free/config"]);
+    }
+
+    #[test]
+    fn a_refused_or_unanswered_subscription_gives_none_in_bounded_time() {
+        let (got, took) = against(|s| {
+            s.write_all(&[0x90, 3, 0, 1, 0x80]).expect("SUBACK");
+            let _ = s.read(&mut [0u8; 64]);
+        });
+        assert!(got.expect("refused is not an error").is_empty());
+        assert!(took < Duration::from_millis(1500), "a refused SUBSCRIBE ends it at once: {took:?}");
+
+        let (got, took) = against(|s| {
+            let _ = s.read(&mut [0u8; 64]); // silent until the client unsubscribes
+        });
+        assert!(got.expect("silence is not an error").is_empty());
+        assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(4), "{took:?}");
+    }
+
+    #[test]
+    fn a_broker_closing_on_subscribe_is_an_error() {
+        let (got, _) = against(|s| {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        });
+        assert!(got.is_err());
+    }
+
+    #[test]
+    fn a_flood_of_retained_messages_is_cut_off() {
+        let (got, took) = against(|s| {
+            let _ = s.write_all(&[0x90, 3, 0, 1, 0]);
+            // 60 KB topics, far more of them than the client reads.
+            let topic = format!("homeassistant/sensor/pi/{}/config", "a".repeat(60_000));
+            let one = publish(&topic, b"{\"device\":{\"identifiers\":[\"fluxstat_pi\"]}}", true);
+            for _ in 0..2_000 {
+                if s.write_all(&one).is_err() {
+                    break;
+                }
+            }
+        });
+        assert!(took < Duration::from_secs(3), "{took:?}");
+        let topics = got.expect("cut off, not failed");
+        assert!(topics.iter().map(String::len).sum::<usize>() <= 256 * 1024, "{} topics", topics.len());
+    }
 }

@@ -11,7 +11,9 @@ use std::io;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-/// How long a connect, or one request and its answer, may take.
+/// How long a connect, or one request and its answer together, may take (the
+/// InfluxDB pusher holds each write and read to the time left; MQTT's writes
+/// and its CONNACK each get it).
 pub const DEADLINE: Duration = Duration::from_secs(5);
 
 /// `scheme://host[:port][/path?query]`, split. `user:password@` is refused:

@@ -632,3 +632,65 @@ fn mqtt_removes_an_entity_that_went_while_fluxstat_was_down() {
     }
     assert!(after.iter().any(|t| t.contains("/disk_root")), "the disk still there keeps its configs: {after:?}");
 }
+
+/// One MQTT packet read whole: its first byte and its body.
+fn read_packet(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
+    use std::io::Read;
+    let mut first = [0u8; 1];
+    s.read_exact(&mut first).ok()?;
+    let (mut len, mut shift) = (0usize, 0);
+    loop {
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).ok()?;
+        len |= usize::from(b[0] & 0x7f) << shift;
+        shift += 7;
+        if b[0] & 0x80 == 0 || shift > 21 {
+            break;
+        }
+    }
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).ok()?;
+    Some((first[0], body))
+}
+
+/// A broker whose ACL drops any client that subscribes (AWS IoT, EMQX set to
+/// disconnect): fluxstat gives up reading back its configs after the first broken
+/// connection and publishes on the next one, instead of reconnecting for ever.
+#[test]
+fn mqtt_publishes_to_a_broker_that_drops_subscribers() {
+    use std::io::Write;
+    if skip_emulated() {
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (tx, rx) = mpsc::channel::<&'static str>();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut s) = conn else { return };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+            if !matches!(read_packet(&mut s), Some((0x10, _))) {
+                continue;
+            }
+            let _ = s.write_all(&[0x20, 2, 0, 0]);
+            match read_packet(&mut s) {
+                Some((0x82, _)) => {
+                    let _ = tx.send("subscribe");
+                    // Dropped: the connection closes without an answer.
+                }
+                Some((first, _)) if first >> 4 == 3 => {
+                    let _ = tx.send("publish");
+                    return;
+                }
+                _ => {}
+            }
+        }
+    });
+    let url = format!("mqtt://127.0.0.1:{port}");
+    let _fx = Running::start(fluxstat().args(["--listen", "127.0.0.1:0", "--interval", "200ms", "--mqtt", &url]));
+    let mut seen = Vec::new();
+    while seen.last() != Some(&"publish") {
+        seen.push(rx.recv_timeout(Duration::from_secs(15)).unwrap_or_else(|_| panic!("no PUBLISH; saw {seen:?}")));
+    }
+    assert_eq!(seen, ["subscribe", "publish"], "one try at the read-back, then publishing");
+}

@@ -4,8 +4,9 @@
 //! UNSUBSCRIBE and a reader of what the broker sends.
 //!
 //! Standalone (std only) and pure, so that `bench/mqtt-codecs/` builds this very
-//! file next to the codec crates it was measured against: on the ARMv7 artefact
-//! it costs under 1 KB, the crates 6.8 to 10.2 KB (BENCHMARKS.md).
+//! file next to the codec crates it was measured against: CONNECT, PUBLISH,
+//! PINGREQ and the CONNACK check cost 920 bytes on ARMv7 there, the crates 6.8 to
+//! 10.2 KB (BENCHMARKS.md).
 
 /// Appends MQTT's variable-length "remaining length".
 fn remaining_length(out: &mut Vec<u8>, mut n: usize) {
@@ -113,13 +114,10 @@ pub fn unsubscribe(id: u16, filter: &str) -> Vec<u8> {
 /// A packet from the broker, as far as this client cares.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Incoming<'a> {
-    /// A PUBLISH: its topic, the retain flag, whether the payload is empty.
-    Publish {
-        topic: &'a [u8],
-        retained: bool,
-        empty: bool,
-    },
-    SubAck,
+    /// A PUBLISH: its topic, the retain flag, its payload.
+    Publish { topic: &'a [u8], retained: bool, payload: &'a [u8] },
+    /// A SUBACK: whether the (one) subscription was granted.
+    SubAck { granted: bool },
     /// Anything else (PINGRESP, UNSUBACK, ...).
     Other,
 }
@@ -153,9 +151,9 @@ pub fn next_packet(buf: &[u8]) -> Result<Option<(Incoming<'_>, usize)>, &'static
             let (Some(topic), true) = (body.get(2..2 + topic_len), payload_at <= body.len()) else {
                 return Err("a PUBLISH shorter than its topic");
             };
-            Incoming::Publish { topic, retained: first & 1 == 1, empty: payload_at == body.len() }
+            Incoming::Publish { topic, retained: first & 1 == 1, payload: &body[payload_at..] }
         }
-        9 => Incoming::SubAck,
+        9 => Incoming::SubAck { granted: body.get(2).is_some_and(|&code| code != 0x80) },
         _ => Incoming::Other,
     };
     Ok(Some((packet, at + len)))
@@ -185,15 +183,16 @@ mod tests {
         assert_eq!(subscribe(1, "h/+/c"), [0x82, 10, 0, 1, 0, 5, b'h', b'/', b'+', b'/', b'c', 0]);
         assert_eq!(unsubscribe(2, "h/+/c"), [0xa2, 9, 0, 2, 0, 5, b'h', b'/', b'+', b'/', b'c']);
         let suback = [0x90, 3, 0, 1, 0];
-        assert_eq!(next_packet(&suback), Ok(Some((Incoming::SubAck, 5))));
+        assert_eq!(next_packet(&suback), Ok(Some((Incoming::SubAck { granted: true }, 5))));
+        assert_eq!(next_packet(&[0x90, 3, 0, 1, 0x80]), Ok(Some((Incoming::SubAck { granted: false }, 5))));
         // A retained PUBLISH with a payload, then one at QoS 1 (a packet id) without.
         let mut two = publish("a/b", b"{}", true);
         two.extend([0x33, 7, 0, 3, b'a', b'/', b'c', 0, 9]);
         let (p, n) = next_packet(&two).expect("valid").expect("whole");
-        assert_eq!((p, n), (Incoming::Publish { topic: b"a/b", retained: true, empty: false }, 9));
+        assert_eq!((p, n), (Incoming::Publish { topic: b"a/b", retained: true, payload: b"{}" }, 9));
         assert_eq!(
             next_packet(&two[n..]),
-            Ok(Some((Incoming::Publish { topic: b"a/c", retained: true, empty: true }, 9)))
+            Ok(Some((Incoming::Publish { topic: b"a/c", retained: true, payload: b"" }, 9)))
         );
         // Incomplete: every proper prefix waits for more.
         for end in 0..two.len().min(9) {
