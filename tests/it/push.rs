@@ -314,6 +314,34 @@ fn a_hung_database_stalls_only_its_pusher() {
     drop(hung);
 }
 
+/// A database that sends one byte of its answer just before the deadline and then
+/// nothing: the attempt still ends at the 5 s deadline, not a socket timeout later
+/// (each read waits at most the time left).
+#[test]
+fn a_trickled_answer_is_cut_off_at_the_deadline() {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/write?db=x", listener.local_addr().expect("addr"));
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = listener.accept() else { return };
+        let mut head = [0u8; 4096];
+        let _ = s.read(&mut head);
+        let _ = tx.send(Instant::now());
+        std::thread::sleep(Duration::from_millis(4000));
+        let _ = s.write_all(b"H");
+        // Then silence, the connection held open.
+        std::thread::sleep(Duration::from_secs(30));
+    });
+    let mut fx =
+        Running::start(fluxstat().args(["--listen", "127.0.0.1:0", "--interval", "200ms", "--influx-url", &url]));
+    let addr = fx.listening_addr();
+    let posted = rx.recv_timeout(Duration::from_secs(10)).expect("the POST");
+    wait_until("the attempt to fail", Duration::from_secs(20), || counter(&metrics(addr).0, "influx", "failed") >= 1);
+    let took = posted.elapsed();
+    assert!(took < Duration::from_millis(7500), "failed {took:?} after the POST: past the 5 s deadline");
+}
+
 // ---- MQTT --------------------------------------------------------------------
 
 struct Broker {
