@@ -150,6 +150,11 @@ impl Session<'_> {
         let mut next_ping = Instant::now() + KEEP_ALIVE / 2;
         // On reconnect, the newest sample is published again even if sent before.
         let mut taken = self.mailbox.wait(Some(Instant::now())).pop().or_else(|| kept.last.clone());
+        // Set once something was written, and cleared once the connection is seen
+        // to outlive it (a later drain finds it open): only then do back-off and
+        // warning start over, so a broker that drops the client after each
+        // publish (an ACL) still sees the delays grow and one warning.
+        let mut unconfirmed = false;
         loop {
             let publishing = taken.is_some();
             if let Some(s) = taken {
@@ -176,6 +181,11 @@ impl Session<'_> {
             let ping = Instant::now() >= next_ping;
             if ping || !out.is_empty() {
                 drain(&mut stream, &mut heard)?;
+                if unconfirmed {
+                    unconfirmed = false;
+                    kept.backoff.reset();
+                    kept.failing = false;
+                }
             }
             if ping {
                 if heard.elapsed() > KEEP_ALIVE {
@@ -187,9 +197,7 @@ impl Session<'_> {
             if !out.is_empty() {
                 stream.write_all(&out).map_err(net::timed_out)?;
                 out.clear();
-                // Published: the connection works, back-off and warning start over.
-                kept.backoff.reset();
-                kept.failing = false;
+                unconfirmed |= kept.failing || kept.backoff.is_raised();
             }
             if publishing {
                 self.counters.add_sent(1);

@@ -132,6 +132,11 @@ impl Backoff {
     pub fn reset(&mut self) {
         self.0 = 0;
     }
+
+    /// Whether a delay was taken since the last reset.
+    pub fn is_raised(&self) -> bool {
+        self.0 > 0
+    }
 }
 
 /// Reads a credentials file: its content, trimmed; empty is an error.

@@ -722,3 +722,52 @@ fn mqtt_publishes_to_a_broker_that_drops_subscribers() {
     }
     assert_eq!(seen, ["subscribe", "publish"], "one try at the read-back, then publishing");
 }
+
+/// A broker that drops the client right after its first PUBLISH (as an ACL that
+/// denies the topic does): the reconnects back off, 1 s, 2 s, 4 s, instead of
+/// hammering it every second, and the warning is logged once.
+#[test]
+fn mqtt_backs_off_from_a_broker_that_drops_each_publisher() {
+    use std::io::Write;
+    if skip_emulated() {
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (tx, rx) = mpsc::channel::<Instant>();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut s) = conn else { return };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+            if !matches!(read_packet(&mut s), Some((0x10, _))) {
+                continue;
+            }
+            let _ = tx.send(Instant::now());
+            let _ = s.write_all(&[0x20, 2, 0, 0]);
+            while let Some((first, body)) = read_packet(&mut s) {
+                match first {
+                    // SUBSCRIBE: granted, nothing retained.
+                    0x82 => {
+                        let _ = s.write_all(&[0x90, 3, body[0], body[1], 0]);
+                    }
+                    // The first PUBLISH: dropped.
+                    f if f >> 4 == 3 => break,
+                    _ => {}
+                }
+            }
+        }
+    });
+    let url = format!("mqtt://127.0.0.1:{port}");
+    let mut fx = Running::start(fluxstat().args(["--listen", "127.0.0.1:0", "--interval", "200ms", "--mqtt", &url]));
+    let connects: Vec<Instant> =
+        (0..4).map(|i| rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| panic!("connect {i}"))).collect();
+    let gaps: Vec<Duration> = connects.windows(2).map(|w| w[1] - w[0]).collect();
+    for (gap, least) in gaps.iter().zip([1000, 2000, 4000]) {
+        assert!(*gap >= Duration::from_millis(least - 100), "reconnects every {gaps:?}: no back-off");
+    }
+    fx.signal("TERM");
+    fx.wait_exit();
+    let lines = fx.all_lines();
+    let warnings = lines.iter().filter(|l| l.contains(" WARN ") && l.contains("MQTT")).count();
+    assert_eq!(warnings, 1, "{lines:?}");
+}
