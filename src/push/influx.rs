@@ -147,13 +147,15 @@ fn post(target: &Target, conn: &mut Option<TcpStream>, body: &[u8]) -> io::Resul
     // One write for head and body: one segment and one system call per batch.
     let mut request = head.into_bytes();
     request.extend_from_slice(body);
+    // One deadline for the request and its answer, a retry on a fresh connection
+    // included (only its connect has a 5 s of its own).
+    let deadline = Instant::now() + net::DEADLINE;
     for attempt in 0..2 {
         let reused = conn.is_some();
         let mut stream = match conn.take() {
             Some(s) => s,
             None => net::connect(&target.url)?,
         };
-        let deadline = Instant::now() + net::DEADLINE;
         let result = send(&mut stream, &request, deadline)
             .and_then(|()| read_answer(&mut stream, deadline))
             .map_err(net::timed_out);
@@ -191,7 +193,7 @@ fn send(stream: &mut TcpStream, request: &[u8], deadline: Instant) -> io::Result
 fn left(deadline: Instant) -> io::Result<std::time::Duration> {
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() {
-        return Err(io::Error::new(io::ErrorKind::TimedOut, "no answer within 5 s"));
+        return Err(io::Error::new(io::ErrorKind::TimedOut, "the request and its answer took over 5 s"));
     }
     Ok(left)
 }

@@ -134,11 +134,11 @@ impl Session<'_> {
                     }
                 }
                 Err(e) => {
-                    kept.read_back = false;
-                    crate::warn!(
-                        "MQTT: the connection broke while reading back this node's discovery configs ({e}); \
-                         publishing without it from now on (an entity removed while fluxstat was down keeps its config)"
-                    );
+                    // Dropped for subscribing: never again in this run. Anything
+                    // else (a restart, a reset) is tried again on the next connect.
+                    if e.kind() == io::ErrorKind::PermissionDenied {
+                        kept.read_back = false;
+                    }
                     return Err(e);
                 }
             }
@@ -209,6 +209,11 @@ impl Session<'_> {
     }
 }
 
+/// Why the read-back stops for good: the run's one warning says it.
+const DROPPED: &str = "the broker closed the connection on SUBSCRIBE to this node's discovery configs \
+                       (its ACL?): publishing without reading them back from now on, so an entity removed \
+                       while fluxstat was down keeps its config";
+
 /// The discovery configs the broker holds retained for this node, from this
 /// process or an earlier one: subscribe to them, collect what the broker sends at
 /// once, unsubscribe. Added to the configs to compare against, they let the first
@@ -216,29 +221,34 @@ impl Session<'_> {
 /// unplugged before a reboot), which Home Assistant would otherwise keep as
 /// "unavailable" for good.
 ///
-/// Only fluxstat's own are taken: an object id of the shape fluxstat writes and a
-/// config naming this device (`"identifiers":["fluxstat_<node>"]`), so another
-/// program's sensors under the same node id are left alone. Bounded: 2 s at most
+/// Only fluxstat's own are taken: an object id of the shape fluxstat writes, and a
+/// config naming this device (`"identifiers":["fluxstat_<node>"]`) with the
+/// `unique_id` fluxstat gives that object id, so another program's sensors under
+/// the same node id, or added to this device, are left alone. Bounded: 2 s at most
 /// (the retained messages follow the SUBACK at once; a quarter second of quiet ends
-/// them), 256 KiB read in all (which bounds what is kept too), 1,024 topics. A refused subscription (SUBACK 0x80)
-/// ends it at once with none; an error means the connection broke meanwhile.
+/// them), 256 KiB read in all (which bounds what is kept too), 1,024 topics. A
+/// refused subscription (SUBACK 0x80) ends it at once with none and without an
+/// UNSUBSCRIBE. The connection closed before any SUBACK is `PermissionDenied` (a
+/// broker that drops subscribers); any other error, the connection broke meanwhile.
 fn earlier_configs(stream: &mut TcpStream, prefix: &str, node: &str) -> io::Result<Vec<String>> {
     const QUIET: Duration = Duration::from_millis(250);
     const MAX_READ: usize = 256 * 1024;
     let filter = format!("{prefix}/sensor/{node}/+/config");
     let head = format!("{prefix}/sensor/{node}/");
     let device = format!("\"identifiers\":[\"fluxstat_{node}\"]");
+    let has = |payload: &[u8], needle: &str| payload.windows(needle.len()).any(|w| w == needle.as_bytes());
     let own = |topic: &str, payload: &[u8]| {
         let id = topic.strip_prefix(head.as_str()).and_then(|t| t.strip_suffix("/config")).unwrap_or("");
         !id.is_empty()
             && id.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
-            && payload.windows(device.len()).any(|w| w == device.as_bytes())
+            && has(payload, &device)
+            && has(payload, &format!("\"unique_id\":\"{node}_{id}\""))
     };
     stream.write_all(&codec::subscribe(1, &filter)).map_err(net::timed_out)?;
     let started = Instant::now();
     let (mut buf, mut chunk, mut read) = (Vec::new(), [0u8; 2048], 0);
     let mut topics = Vec::new();
-    let mut subscribed = false;
+    let (mut subscribed, mut refused) = (false, false);
     'reading: while read < MAX_READ {
         let left = Duration::from_secs(2).saturating_sub(started.elapsed());
         let wait = if subscribed { QUIET.min(left) } else { left };
@@ -247,6 +257,8 @@ fn earlier_configs(stream: &mut TcpStream, prefix: &str, node: &str) -> io::Resu
         }
         stream.set_read_timeout(Some(wait))?;
         match stream.read(&mut chunk) {
+            // Before any SUBACK: the broker dropped the client for subscribing.
+            Ok(0) if !subscribed => return Err(io::Error::new(io::ErrorKind::PermissionDenied, DROPPED)),
             Ok(0) => return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "the broker closed the connection")),
             Ok(n) => {
                 read += n;
@@ -260,7 +272,10 @@ fn earlier_configs(stream: &mut TcpStream, prefix: &str, node: &str) -> io::Resu
         while let Some((packet, len)) = codec::next_packet(&buf[at..]).map_err(io::Error::other)? {
             at += len;
             match packet {
-                Incoming::SubAck { granted: false } => break 'reading,
+                Incoming::SubAck { granted: false } => {
+                    refused = true;
+                    break 'reading;
+                }
                 Incoming::SubAck { granted: true } => subscribed = true,
                 Incoming::Publish { topic, retained: true, payload } if topics.len() < 1024 => {
                     match std::str::from_utf8(topic) {
@@ -274,8 +289,10 @@ fn earlier_configs(stream: &mut TcpStream, prefix: &str, node: &str) -> io::Resu
         buf.drain(..at);
     }
     stream.set_read_timeout(Some(net::DEADLINE))?;
-    // Its UNSUBACK, and anything after the quiet, the next drain reads and drops.
-    stream.write_all(&codec::unsubscribe(2, &filter)).map_err(net::timed_out)?;
+    if !refused {
+        // Its UNSUBACK, and anything after the quiet, the next drain reads and drops.
+        stream.write_all(&codec::unsubscribe(2, &filter)).map_err(net::timed_out)?;
+    }
     Ok(topics)
 }
 
@@ -329,13 +346,15 @@ mod tests {
         let got = earlier_configs(&mut client, "homeassistant", "pi");
         let took = started.elapsed();
         drop(client);
-        let _ = broker.join();
+        broker.join().expect("the fake broker");
         (got, took)
     }
 
+    /// A retained config as fluxstat on `node` writes it for `object_id`, under pi's topics.
     fn config(object_id: &str, node: &str) -> Vec<u8> {
-        let payload =
-            format!("{{\"name\":\"x\",\"device\":{{\"identifiers\":[\"fluxstat_{node}\"],\"name\":\"pi\"}}}}");
+        let payload = format!(
+            "{{\"name\":\"x\",\"unique_id\":\"{node}_{object_id}\",\"device\":{{\"identifiers\":[\"fluxstat_{node}\"],\"name\":\"pi\"}}}}"
+        );
         publish(&format!("homeassistant/sensor/pi/{object_id}/config"), payload.as_bytes(), true)
     }
 
@@ -350,6 +369,9 @@ mod tests {
             out.extend(publish("homeassistant/sensor/pi/othertool_cpu/config", b"{\"name\":\"cpu\"}", true));
             out.extend(config("cpu", "router"));
             out.extend(config("Disk-Free", "pi"));
+            // A sensor a script added to fluxstat's device: its identifiers, not its unique_id.
+            let added = b"{\"unique_id\":\"myscript_fan\",\"device\":{\"identifiers\":[\"fluxstat_pi\"]}}";
+            out.extend(publish("homeassistant/sensor/pi/fan/config", added, true));
             out.extend(publish("homeassistant/sensor/pi/load_1/config", b"", true));
             // Not retained: a live message is not what the broker holds.
             let mut live = config("uptime", "pi");
@@ -364,8 +386,14 @@ mod tests {
     #[test]
     fn a_refused_or_unanswered_subscription_gives_none_in_bounded_time() {
         let (got, took) = against(|s| {
-            s.write_all(&[0x90, 3, 0, 1, 0x80]).expect("SUBACK");
-            let _ = s.read(&mut [0u8; 64]);
+            // Refused, then (wrongly) a retained config of ours: not taken, and no
+            // UNSUBSCRIBE follows: the client closes without another packet.
+            let mut out = vec![0x90, 3, 0, 1, 0x80];
+            out.extend(config("cpu", "pi"));
+            s.write_all(&out).expect("SUBACK");
+            let mut rest = Vec::new();
+            let _ = s.read_to_end(&mut rest);
+            assert!(rest.is_empty(), "sent after a refused SUBSCRIBE: {rest:02x?}");
         });
         assert!(got.expect("refused is not an error").is_empty());
         assert!(took < Duration::from_millis(1500), "a refused SUBSCRIBE ends it at once: {took:?}");
@@ -379,19 +407,25 @@ mod tests {
 
     #[test]
     fn a_broker_closing_on_subscribe_is_an_error() {
+        // Before any SUBACK: dropped for subscribing, the read-back stops for good.
         let (got, _) = against(|s| {
             let _ = s.shutdown(std::net::Shutdown::Both);
         });
-        assert!(got.is_err());
+        assert_eq!(got.map_err(|e| e.kind()).err(), Some(io::ErrorKind::PermissionDenied));
+        // After it: the connection broke; the next connect tries again.
+        let (got, _) = against(|s| {
+            let _ = s.write_all(&[0x90, 3, 0, 1, 0]);
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        });
+        assert_eq!(got.map_err(|e| e.kind()).err(), Some(io::ErrorKind::ConnectionAborted));
     }
 
     #[test]
     fn a_flood_of_retained_messages_is_cut_off() {
         let (got, took) = against(|s| {
             let _ = s.write_all(&[0x90, 3, 0, 1, 0]);
-            // 60 KB topics, far more of them than the client reads.
-            let topic = format!("homeassistant/sensor/pi/{}/config", "a".repeat(60_000));
-            let one = publish(&topic, b"{\"device\":{\"identifiers\":[\"fluxstat_pi\"]}}", true);
+            // 60 KB topics of fluxstat's own shape, far more of them than the client reads.
+            let one = config(&"a".repeat(60_000), "pi");
             for _ in 0..2_000 {
                 if s.write_all(&one).is_err() {
                     break;
@@ -400,6 +434,7 @@ mod tests {
         });
         assert!(took < Duration::from_secs(3), "{took:?}");
         let topics = got.expect("cut off, not failed");
+        assert!(!topics.is_empty(), "the flood's configs are of fluxstat's own shape");
         assert!(topics.iter().map(String::len).sum::<usize>() <= 256 * 1024, "{} topics", topics.len());
     }
 }
