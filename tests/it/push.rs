@@ -681,40 +681,43 @@ fn read_packet(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
     Some((first[0], body))
 }
 
+/// A fake MQTT broker on 127.0.0.1: for each connection, once the client's
+/// CONNECT is read and a CONNACK sent, `session` runs with the connection; it
+/// returns `false` to stop taking connections. The URL to give fluxstat.
+fn fake_broker(mut session: impl FnMut(&mut TcpStream) -> bool + Send + 'static) -> String {
+    use std::io::Write;
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("mqtt://{}", listener.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut s) = conn else { return };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+            if !matches!(read_packet(&mut s), Some((0x10, _))) || s.write_all(&[0x20, 2, 0, 0]).is_err() {
+                continue;
+            }
+            if !session(&mut s) {
+                return;
+            }
+        }
+    });
+    url
+}
+
 /// A broker whose ACL drops any client that subscribes (AWS IoT, EMQX set to
 /// disconnect): fluxstat gives up reading back its configs after the first broken
 /// connection and publishes on the next one, instead of reconnecting for ever.
 #[test]
 fn mqtt_publishes_to_a_broker_that_drops_subscribers() {
-    use std::io::Write;
     if skip_emulated() {
         return;
     }
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
     let (tx, rx) = mpsc::channel::<&'static str>();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut s) = conn else { return };
-            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-            if !matches!(read_packet(&mut s), Some((0x10, _))) {
-                continue;
-            }
-            let _ = s.write_all(&[0x20, 2, 0, 0]);
-            match read_packet(&mut s) {
-                Some((0x82, _)) => {
-                    let _ = tx.send("subscribe");
-                    // Dropped: the connection closes without an answer.
-                }
-                Some((first, _)) if first >> 4 == 3 => {
-                    let _ = tx.send("publish");
-                    return;
-                }
-                _ => {}
-            }
-        }
+    let url = fake_broker(move |s| match read_packet(s) {
+        // Dropped: the connection closes without an answer.
+        Some((0x82, _)) => tx.send("subscribe").is_ok(),
+        Some((first, _)) if first >> 4 == 3 => tx.send("publish").is_err(),
+        _ => true,
     });
-    let url = format!("mqtt://127.0.0.1:{port}");
     let _fx = Running::start(fluxstat().args(["--listen", "127.0.0.1:0", "--interval", "200ms", "--mqtt", &url]));
     let mut seen = Vec::new();
     while seen.last() != Some(&"publish") {
@@ -732,32 +735,22 @@ fn mqtt_backs_off_from_a_broker_that_drops_each_publisher() {
     if skip_emulated() {
         return;
     }
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
     let (tx, rx) = mpsc::channel::<Instant>();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut s) = conn else { return };
-            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-            if !matches!(read_packet(&mut s), Some((0x10, _))) {
-                continue;
-            }
-            let _ = tx.send(Instant::now());
-            let _ = s.write_all(&[0x20, 2, 0, 0]);
-            while let Some((first, body)) = read_packet(&mut s) {
-                match first {
-                    // SUBSCRIBE: granted, nothing retained.
-                    0x82 => {
-                        let _ = s.write_all(&[0x90, 3, body[0], body[1], 0]);
-                    }
-                    // The first PUBLISH: dropped.
-                    f if f >> 4 == 3 => break,
-                    _ => {}
+    let url = fake_broker(move |s| {
+        let _ = tx.send(Instant::now());
+        while let Some((first, body)) = read_packet(s) {
+            match first {
+                // SUBSCRIBE: granted, nothing retained.
+                0x82 => {
+                    let _ = s.write_all(&[0x90, 3, body[0], body[1], 0]);
                 }
+                // The first PUBLISH: dropped.
+                f if f >> 4 == 3 => break,
+                _ => {}
             }
         }
+        true
     });
-    let url = format!("mqtt://127.0.0.1:{port}");
     let mut fx = Running::start(fluxstat().args(["--listen", "127.0.0.1:0", "--interval", "200ms", "--mqtt", &url]));
     let connects: Vec<Instant> =
         (0..4).map(|i| rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| panic!("connect {i}"))).collect();
