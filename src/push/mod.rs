@@ -141,7 +141,10 @@ impl Mailbox {
     /// Offers a sample (on the sampler thread): never waits on the pusher.
     pub fn offer(&self, s: &Arc<Snapshot>) {
         let mut m = self.lock();
-        if m.last_us.is_some_and(|last| s.taken_at_us.saturating_sub(last) < m.every_us) {
+        // Too soon after the last one taken (or the same one again). A sample from
+        // before it means the clock was stepped back: taken, so pushing goes on.
+        let since = m.last_us.map(|last| s.taken_at_us.saturating_sub(last));
+        if since.is_some_and(|d| (0..m.every_us).contains(&d)) {
             return;
         }
         m.last_us = Some(s.taken_at_us);
@@ -273,5 +276,16 @@ mod tests {
         }
         let got: Vec<i64> = m.wait(None).iter().map(|s| s.taken_at_us / 1_000_000).collect();
         assert_eq!(got, [0, 5, 10]);
+        // The same sample again is not taken twice.
+        m.offer(&sample(10_000_000));
+        assert!(m.wait(Some(Instant::now())).is_empty());
+        // The clock stepped back an hour (NTP on a router without a clock): pushing
+        // goes on from there, it does not wait an hour for the clock to catch up.
+        for i in 0..6 {
+            m.offer(&sample(11_000_000 - 3_600_000_000 + i * 1_000_000));
+        }
+        let got: Vec<i64> =
+            m.wait(Some(Instant::now())).iter().map(|s| (s.taken_at_us + 3_600_000_000) / 1_000_000).collect();
+        assert_eq!(got, [11, 16]);
     }
 }
