@@ -8,13 +8,14 @@
 //! back that is no longer an entity (gone while fluxstat was down), and the latest
 //! state; then the state of each sample it takes, new configs when an entity
 //! appears, and an empty retained config when one goes (a disk unmounted, a sensor
-//! gone). The will, retained,
-//! says `offline`: the broker publishes it when fluxstat stops (the connection
-//! is closed without DISCONNECT, on purpose) or the link drops (keep-alive 60 s).
+//! gone). The will, retained, says `offline`: the broker publishes it when
+//! fluxstat stops (the connection is closed without DISCONNECT, on purpose) or the
+//! link drops (keep-alive 60 s).
 //!
 //! While the broker is away only the newest sample is kept (Home Assistant
 //! shows current values, not history): the ones it replaces count as dropped.
-//! Reconnects back off from 1 s to 60 s.
+//! Reconnects back off from 1 s to 60 s; the back-off (and the one warning) start
+//! over only once a connection outlives a publish.
 //!
 //! QoS 0 throughout: TCP delivers in order while the connection lives, and every
 //! reconnect publishes the configs and state again, which is what QoS 1's
@@ -90,9 +91,9 @@ struct Kept {
     backoff: Backoff,
     /// Since the last failure, nothing was published: warn once, then debug.
     failing: bool,
-    /// Whether to read back the node's retained configs at connect; off for good
-    /// once a connection broke while doing it (a broker whose ACL drops a client
-    /// that subscribes), so that publishing still works there.
+    /// Whether to read back the node's retained configs at connect; off for the
+    /// run once the broker dropped the client before answering its SUBSCRIBE (an
+    /// ACL that drops subscribers), so that publishing still works there.
     read_back: bool,
 }
 
