@@ -92,18 +92,21 @@ def http(port, method, path, timeout=10):
 
 
 class Servers:
-    """influxd and mosquitto on 127.0.0.1 with throw-away config and data, killed by PID."""
+    """influxd and mosquitto on 127.0.0.1 with throw-away config and data, killed by PID.
+    `brokers` > 1 starts more mosquittos (bench/push.py --compare: two builds that
+    publish under one client id need a broker each); their ports are `mqtts`,
+    the first also `mqtt`."""
 
-    def __init__(self):
+    def __init__(self, brokers=1):
         self.dir = tempfile.mkdtemp(prefix="fluxstat-smoke-")
         self.procs = []
         try:
-            self.setup()
+            self.setup(brokers)
         except BaseException:
             self.stop()
             raise
 
-    def setup(self):
+    def setup(self, brokers):
         d = self.dir
         self.influx = free_port()
         with open(f"{d}/influxdb.conf", "w") as f:
@@ -114,13 +117,16 @@ class Servers:
                 f'[http]\n  bind-address = "127.0.0.1:{self.influx}"\n  log-enabled = false\n'
                 f"[monitor]\n  store-enabled = false\n[continuous_queries]\n  enabled = false\n"
             )
-        self.mqtt = free_port()
-        with open(f"{d}/mosquitto.conf", "w") as f:
-            f.write(f"listener {self.mqtt} 127.0.0.1\nallow_anonymous true\npersistence false\n")
         self.start(["influxd", "-config", f"{d}/influxdb.conf"], "influxd")
-        self.start(["mosquitto", "-c", f"{d}/mosquitto.conf"], "mosquitto")
+        self.mqtts = [free_port() for _ in range(brokers)]
+        self.mqtt = self.mqtts[0]
+        for i, port in enumerate(self.mqtts):
+            with open(f"{d}/mosquitto-{i}.conf", "w") as f:
+                f.write(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+            self.start(["mosquitto", "-c", f"{d}/mosquitto-{i}.conf"], f"mosquitto-{i}")
         wait_for("influxd to answer /ping", 60, lambda: self.answers(lambda: influx(self.influx, "GET", "/ping")[0] == 204))
-        wait_for("mosquitto to listen", 30, lambda: self.answers(lambda: socket.create_connection(("127.0.0.1", self.mqtt), 1).close() or True))
+        for port in self.mqtts:
+            wait_for("mosquitto to listen", 30, lambda: self.answers(lambda: socket.create_connection(("127.0.0.1", port), 1).close() or True))
         status, body = influx(self.influx, "POST", "/query?q=CREATE%20DATABASE%20smoke")
         if status != 200:
             fail(f"CREATE DATABASE gave {status}: {body!r}")
@@ -240,7 +246,12 @@ def main():
                 "--influx-url", f"http://127.0.0.1:{servers.influx}/write?db=smoke",
                 "--mqtt", f"mqtt://localhost:{servers.mqtt}"]
     env = dict(os.environ, FLUXSTAT_LOG_LEVEL="info")
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    try:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    except OSError as e:
+        if servers:
+            servers.stop()
+        fail(f"cannot start {artefact}: {e}")
     log = b""
     pushed = ""
     try:
