@@ -115,16 +115,9 @@ for target in "${targets[@]}"; do
 done
 
 cd "$out"
-sha256sum "${names[@]}" >SHA256SUMS.new
 # SHA256SUMS covers every artefact here: the ones built now, and those of earlier
 # runs (the other flavour, other targets) that are still present.
-if [[ -f SHA256SUMS ]]; then
-    while read -r sum name; do
-        [[ -f $name ]] && ! grep -q "  $name\$" SHA256SUMS.new && printf '%s  %s\n' "$sum" "$name"
-    done <SHA256SUMS >>SHA256SUMS.new || true
-fi
-sort -k2 SHA256SUMS.new >SHA256SUMS
-rm SHA256SUMS.new
+sha256sum -- fluxstat-* | LC_ALL=C sort -k2 >SHA256SUMS
 printf '\n%-46s %10s %9s  %s\n' artefact bytes KiB sha256
 for name in "${names[@]}"; do
     sum="$(grep "  $name\$" SHA256SUMS | cut -d' ' -f1)"
